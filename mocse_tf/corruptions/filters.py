@@ -1,0 +1,85 @@
+"""Spatial filters with SciPy / scikit-image / OpenCV border semantics, as batched TensorFlow ops.
+
+The CIFAR-10-C generator mixes libraries whose borders differ: scikit-image `gaussian` (SciPy
+`mode='nearest'` by default, `'reflect'` in elastic_transform) and OpenCV `filter2D` / `GaussianBlur`
+(BORDER_REFLECT_101, which SciPy calls `'mirror'`). Padding is done by gathering with index arrays computed
+at trace time, so every mode works for any pad width, eagerly, inside `tf.function` and in `tf.data.map`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+# SciPy ndimage mode names -> how an out-of-range index maps back into [0, n).
+#   nearest: a a a | a b c d | d d d          (OpenCV BORDER_REPLICATE)
+#   reflect: c b a | a b c d | d c b          (half-sample symmetric; OpenCV BORDER_REFLECT)
+#   mirror:  d c b | a b c d | c b a          (whole-sample symmetric; OpenCV BORDER_REFLECT_101)
+#   wrap:    b c d | a b c d | a b c          (periodic)
+BORDER_MODES = ("nearest", "reflect", "mirror", "wrap")
+
+
+def border_indices(n, before, after, mode):
+    """Source indices, shape [before + n + after], that pad an axis of length n in the given SciPy mode."""
+    if mode not in BORDER_MODES:
+        raise ValueError(f"unknown border mode {mode!r}; expected one of {BORDER_MODES}")
+    idx = np.arange(-before, n + after)
+    if mode == "nearest":
+        return np.clip(idx, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(idx, n)
+    if mode == "reflect":
+        period = 2 * n
+        idx = np.mod(idx, period)
+        return np.where(idx >= n, period - 1 - idx, idx)
+    if n == 1:  # mirror of a single sample
+        return np.zeros_like(idx)
+    period = 2 * n - 2
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def pad_2d(images, pad_h, pad_w, mode):
+    """Pads a [B, H, W, C] tensor by (pad_h, pad_w) on both sides of the two spatial axes."""
+    height, width = images.shape[1], images.shape[2]
+    rows = border_indices(height, pad_h, pad_h, mode)
+    cols = border_indices(width, pad_w, pad_w, mode)
+    images = tf.gather(images, rows, axis=1)
+    return tf.gather(images, cols, axis=2)
+
+
+def gaussian_kernel_1d(sigma, truncate=4.0):
+    """SciPy's `gaussian_filter1d` weights: radius int(truncate * sigma + 0.5), normalised to sum 1."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    return weights / weights.sum()
+
+
+def filter_separable(images, kernel_rows, kernel_cols, mode):
+    """Correlates every channel of [B, H, W, C] float images with kernel_rows (vertical) then kernel_cols."""
+    images = tf.convert_to_tensor(images)
+    channels = images.shape[-1]
+    kernel_rows = np.asarray(kernel_rows, np.float64)
+    kernel_cols = np.asarray(kernel_cols, np.float64)
+    pad_h, pad_w = len(kernel_rows) // 2, len(kernel_cols) // 2
+    padded = pad_2d(images, pad_h, pad_w, mode)
+    k_rows = tf.constant(np.tile(kernel_rows[:, None, None, None], (1, 1, channels, 1)), images.dtype)
+    k_cols = tf.constant(np.tile(kernel_cols[None, :, None, None], (1, 1, channels, 1)), images.dtype)
+    out = tf.nn.depthwise_conv2d(padded, k_rows, strides=[1, 1, 1, 1], padding="VALID")
+    return tf.nn.depthwise_conv2d(out, k_cols, strides=[1, 1, 1, 1], padding="VALID")
+
+
+def filter_2d(images, kernel, mode):
+    """Correlates every channel of [B, H, W, C] float images with one odd-sized 2-D kernel (OpenCV filter2D)."""
+    images = tf.convert_to_tensor(images)
+    channels = images.shape[-1]
+    kernel = np.asarray(kernel, np.float64)
+    kh, kw = kernel.shape
+    padded = pad_2d(images, kh // 2, kw // 2, mode)
+    k = tf.constant(np.tile(kernel[:, :, None, None], (1, 1, channels, 1)), images.dtype)
+    return tf.nn.depthwise_conv2d(padded, k, strides=[1, 1, 1, 1], padding="VALID")
+
+
+def gaussian_filter(images, sigma, mode="nearest", truncate=4.0):
+    """scikit-image `gaussian(..., channel_axis=-1)` on [B, H, W, C] float images (no clipping, no rescaling)."""
+    kernel = gaussian_kernel_1d(sigma, truncate)
+    return filter_separable(images, kernel, kernel, mode)
