@@ -47,11 +47,49 @@ def pad_2d(images, pad_h, pad_w, mode):
 
 
 def gaussian_kernel_1d(sigma, truncate=4.0):
-    """SciPy's `gaussian_filter1d` weights: radius int(truncate * sigma + 0.5), normalised to sum 1."""
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    """SciPy's `gaussian_filter1d` weights, bit for bit: radius int(truncate * sigma + 0.5), normalised to sum 1.
+
+    The expression order copies `scipy.ndimage._filters._gaussian_kernel1d`; a different but equivalent
+    formula changes the last bit of some weights, and after the generator's uint8 truncation a flat region
+    can then come out one level darker.
+    """
+    sigma = float(sigma)
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 / (sigma * sigma) * x**2)
     return weights / weights.sum()
+
+
+def correlate1d_symmetric(images, weights, axis, mode):
+    """SciPy `correlate1d` with an odd symmetric kernel along `axis` (1 = rows, 2 = columns) of [B, H, W, C].
+
+    SciPy evaluates a symmetric kernel as w[0]*x[i] + sum over j = r..1 of (x[i-j] + x[i+j])*w[j], outermost
+    pair first, in double precision, and writes the result in the input's dtype; this function does the same
+    elementwise operations in the same order, so the result is bit-identical to SciPy (float64 and float32).
+    """
+    images = tf.convert_to_tensor(images)
+    if images.dtype != tf.float64:
+        return tf.cast(correlate1d_symmetric(tf.cast(images, tf.float64), weights, axis, mode), images.dtype)
+    weights = np.asarray(weights, np.float64)
+    radius = len(weights) // 2
+    if len(weights) % 2 != 1 or not np.array_equal(weights, weights[::-1]):
+        raise ValueError(f"expected an odd symmetric kernel; received {weights.tolist()}")
+    if radius == 0:
+        return images * tf.constant(weights[0], images.dtype)
+    size = images.shape[axis]
+    padded = tf.gather(images, border_indices(size, radius, radius, mode), axis=axis)
+
+    def shifted(offset):  # x[i + offset] for every i in [0, size)
+        begin = [0, 0, 0, 0]
+        begin[axis] = radius + offset
+        extent = [-1, -1, -1, -1]
+        extent[axis] = size
+        return tf.slice(padded, begin, extent)
+
+    out = images * tf.constant(weights[radius], images.dtype)
+    for j in range(radius, 0, -1):
+        out = out + (shifted(-j) + shifted(j)) * tf.constant(weights[radius - j], images.dtype)
+    return out
 
 
 def filter_separable(images, kernel_rows, kernel_cols, mode):
@@ -80,6 +118,11 @@ def filter_2d(images, kernel, mode):
 
 
 def gaussian_filter(images, sigma, mode="nearest", truncate=4.0):
-    """scikit-image `gaussian(..., channel_axis=-1)` on [B, H, W, C] float images (no clipping, no rescaling)."""
+    """scikit-image `gaussian(..., channel_axis=-1)` on [B, H, W, C] float images (no clipping, no rescaling).
+
+    Rows first, then columns, each with SciPy's symmetric evaluation order: bit-identical to
+    `scipy.ndimage.gaussian_filter(image, (sigma, sigma, 0), mode=mode, truncate=truncate)` per image.
+    """
     kernel = gaussian_kernel_1d(sigma, truncate)
-    return filter_separable(images, kernel, kernel, mode)
+    rows = correlate1d_symmetric(images, kernel, 1, mode)
+    return correlate1d_symmetric(rows, kernel, 2, mode)
