@@ -8,7 +8,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app  # noqa: E402
 
-from mocse_tf.errors import UsageError  # noqa: E402
+from mocse_tf.errors import UsageError  # noqa: E402,F401  (re-exported for bin/ tools)
 
 
 def run(main):

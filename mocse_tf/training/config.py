@@ -1,0 +1,104 @@
+"""The training configuration: every hyperparameter in one visible place, checked before any work starts."""
+
+import dataclasses
+import json
+
+from mocse_tf.errors import UsageError
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+ADVERSARIAL_MODES = ("none", "pgd", "trades", "fgsm_rs")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Defaults are the usual CIFAR PreAct-ResNet-18 recipe (SGD 0.1, momentum 0.9, wd 5e-4, batch 128,
+    cosine, 200 epochs)."""
+
+    arch: str = "mocse"
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    local_dir: str | None = None
+    num_train_examples: int = 0  # 0 = all
+    num_test_examples: int = 0
+    width: int | None = None  # None = the architecture's default (64; 16 per MoCSE expert)
+    aggregate: str = "margin"
+    bce_weight: float = 1.0
+    augment: str = "standard"
+    epochs: int = 200
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    lr_schedule: str = "cosine"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    seed: int = 0
+    precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_epoch: int = 0  # 0 = a full pass over the training set; > 0 caps each epoch (smoke runs)
+    adv: str = "none"
+    adv_eps: float = 8.0 / 255.0
+    adv_step_size: float = 2.0 / 255.0
+    adv_steps: int = 10
+    trades_beta: float = 6.0
+    strategy: str = "default"
+    run_name: str = ""
+    output_dir: str = ""
+    export_dir: str = "saved_models"
+    verbose: int = 1
+
+    # Fields that only change where or how loudly a run reports; a rerun may change them freely.
+    COSMETIC = ("verbose", "export_dir", "output_dir", "run_name", "data_dir", "local_dir")
+
+    def resolved(self):
+        """A copy with run_name and output_dir filled in from the other fields when empty."""
+        config = dataclasses.replace(self)
+        if not config.run_name:
+            parts = [config.arch, config.dataset]
+            if config.augment != "standard":
+                parts.append(config.augment)
+            if config.adv != "none":
+                parts.append(config.adv)
+            config.run_name = "_".join(parts)
+        if not config.output_dir:
+            config.output_dir = f"runs/{config.run_name}"
+        return config
+
+    def validate(self):
+        """Raises UsageError naming the first bad value and the fix."""
+        from mocse_tf.data import AUGMENT_POLICIES, DATASETS
+        from mocse_tf.models import AGGREGATORS, ARCHS
+        from mocse_tf.training.schedules import LR_SCHEDULES
+
+        choices = {
+            "arch": ARCHS, "dataset": DATASETS, "augment": AUGMENT_POLICIES, "aggregate": tuple(AGGREGATORS),
+            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ADVERSARIAL_MODES,
+        }
+        for field, allowed in choices.items():
+            value = getattr(self, field)
+            if value not in allowed:
+                raise UsageError(f"unknown --{field}={value!r}; choose one of {', '.join(allowed)}")
+        for field in ("epochs", "batch_size", "adv_steps"):
+            if getattr(self, field) <= 0:
+                raise UsageError(f"--{field} must be a positive integer, got {getattr(self, field)}")
+        if self.width is not None and self.width <= 0:
+            raise UsageError(f"--width must be a positive integer, got {self.width}")
+        for field in ("num_train_examples", "num_test_examples", "steps_per_epoch", "weight_decay", "bce_weight"):
+            if getattr(self, field) < 0:
+                raise UsageError(f"--{field} must be >= 0, got {getattr(self, field)}")
+        if self.learning_rate <= 0:
+            raise UsageError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.momentum < 1:
+            raise UsageError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.dataset == "cifar10_local" and not self.local_dir:
+            raise UsageError("--dataset=cifar10_local needs --local_dir=PATH (a cifar-10-batches-py folder)")
+        if self.adv != "none" and not (0 < self.adv_eps <= 1 and 0 < self.adv_step_size <= 1):
+            raise UsageError(f"--adv_eps and --adv_step_size are in [0, 1] pixel units (8/255 = 0.0314), got "
+                             f"{self.adv_eps} and {self.adv_step_size}")
+        return self
+
+    def identity(self):
+        """The fields that define what is trained; two runs with equal identities may share a folder."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.COSMETIC}
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -1,0 +1,144 @@
+"""The training entry point behind `bin/train`: data, model, resumable epochs, clean evaluation, export.
+
+Each epoch gets its own data order and augmentation seed (derived from --seed and the epoch number), and
+a checkpoint is written after every epoch, so an interrupted run that is started again with the same command
+continues at the first unfinished epoch and follows the same trajectory as an uninterrupted one.
+"""
+
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from mocse_tf import export
+from mocse_tf.data import load_arrays, make_pipeline
+from mocse_tf.errors import UsageError
+from mocse_tf.models import build_network
+from mocse_tf.training.run_state import RunFolder, read_json
+from mocse_tf.training.schedules import make_schedule
+from mocse_tf.training.trainer import RobustTrainer
+
+
+class NonFiniteLoss(Exception):
+    """Raised by StopOnNonFiniteLoss; the run keeps its last good checkpoint and export."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first batch whose loss is NaN or Inf, before that epoch's checkpoint is written."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise NonFiniteLoss(f"loss became {float(loss)} at batch {batch}")
+
+
+def epoch_seed(seed, epoch):
+    """A distinct, reproducible data-order/augmentation seed for each epoch."""
+    return int(seed) * 100_003 + int(epoch)
+
+
+def build_trainer(config, num_classes):
+    """Network + trainer + optimizer for a configuration (no data, no checkpoint)."""
+    from mocse_tf.training.adversarial import make_training_attack
+
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
+    network = build_network(config.arch, num_classes=num_classes, width=config.width, aggregate=config.aggregate)
+    trainer = RobustTrainer(network, bce_weight=config.bce_weight, attack=make_training_attack(config))
+    return trainer
+
+
+def make_optimizer(config, steps_per_epoch):
+    schedule = make_schedule(config.lr_schedule, config.learning_rate, steps_per_epoch * config.epochs)
+    return keras.optimizers.SGD(
+        learning_rate=schedule, momentum=config.momentum, nesterov=config.nesterov,
+        weight_decay=config.weight_decay or None,
+    )
+
+
+def _steps_per_epoch(config, num_train):
+    full = num_train // config.batch_size
+    if full == 0:
+        raise UsageError(f"--batch_size={config.batch_size} is larger than the training set ({num_train} images); "
+                         f"lower --batch_size")
+    return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
+
+
+def train(config):
+    """Trains (or resumes) the run described by `config`; returns the results dict written to results.json."""
+    config = config.resolved().validate()
+    folder = RunFolder(config)
+
+    train_data = load_arrays(config.dataset, "train", data_dir=config.data_dir, local_dir=config.local_dir,
+                             seed=config.seed, num_examples=config.num_train_examples or None)
+    test_data = load_arrays(config.dataset, "test", data_dir=config.data_dir, local_dir=config.local_dir,
+                            seed=config.seed, num_examples=config.num_test_examples or None)
+    resuming = folder.claim()
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = _steps_per_epoch(config, len(train_data.labels))
+
+    trainer = build_trainer(config, train_data.num_classes)
+    optimizer = make_optimizer(config, steps_per_epoch)
+    trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+    optimizer.build(trainer.network.trainable_variables)
+    epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(network=trainer.network, optimizer=optimizer, epoch=epoch_counter)
+    manager = folder.checkpoint_manager(checkpoint)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start_epoch = int(epoch_counter.numpy())
+    history = folder.history()[:start_epoch]
+    if resuming:
+        print(f"resuming {folder.path} at epoch {start_epoch + 1}/{config.epochs}"
+              if start_epoch < config.epochs else f"{folder.path} finished all {config.epochs} epochs already")
+
+    test_ds = make_pipeline(test_data.images, test_data.labels, config.batch_size, training=False)
+    callbacks = [StopOnNonFiniteLoss(), keras.callbacks.TensorBoard(folder.log_dir, update_freq="epoch")]
+    for epoch in range(start_epoch, config.epochs):
+        train_ds = make_pipeline(train_data.images, train_data.labels, config.batch_size, training=True,
+                                 augment=config.augment, seed=epoch_seed(config.seed, epoch))
+        if config.verbose:
+            print(f"epoch {epoch + 1}/{config.epochs}")
+        started = time.time()
+        try:
+            fit = trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
+                              validation_data=test_ds, callbacks=callbacks, verbose=config.verbose)
+        except NonFiniteLoss as err:
+            raise UsageError(f"training stopped: {err} in epoch {epoch + 1}; the last good checkpoint "
+                             f"(epoch {epoch}) is kept in {folder.checkpoint_dir}; lower --learning_rate or use "
+                             f"--precision=float32") from None
+        entry = {"epoch": epoch + 1, "seconds": round(time.time() - started, 3)}
+        entry.update({k: float(v[-1]) for k, v in fit.history.items()})
+        entry["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        history.append(entry)
+        epoch_counter.assign(epoch + 1)
+        manager.save(checkpoint_number=epoch + 1)
+        folder.write_history(history)
+
+    return finish(config, folder, trainer, test_ds, history)
+
+
+def finish(config, folder, trainer, test_ds, history):
+    """Clean test accuracy, `.keras` + SavedModel export, results.json."""
+    metrics = trainer.evaluate(test_ds, verbose=0, return_dict=True)
+    results = {
+        "run_name": config.run_name,
+        "epochs_trained": len(history),
+        "test": {k: float(v) for k, v in metrics.items()},
+        "num_parameters": int(trainer.network.count_params()),
+    }
+    export_base = os.path.join(config.export_dir, config.run_name)
+    keras_path = export.save_keras_atomic(trainer.network, os.path.join(export_base, "model.keras"))
+    previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
+    if previous.get("epochs_trained") == len(history) and os.path.isdir(previous.get("saved_model", "")):
+        saved_model = previous["saved_model"]  # rerun of a finished run: keep its export, do not add a version
+    else:
+        saved_model = export.export_saved_model(trainer.network, export_base)
+    results.update({"keras_model": keras_path, "saved_model": saved_model})
+    folder.write_results(results)
+    print(f"test accuracy {results['test']['accuracy']:.4f}  loss {results['test']['loss']:.4f}")
+    print(f"exported SavedModel {saved_model} and {keras_path}")
+    return results

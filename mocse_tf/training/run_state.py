@@ -1,0 +1,84 @@
+"""A run folder: its configuration, checkpoints and history, so that rerunning a command resumes it.
+
+Layout of `output_dir`: run_config.json (what is trained), checkpoints/ (network + optimizer + epoch),
+history.json (one entry per finished epoch), logs/ (TensorBoard), results.json (final metrics).
+Every JSON file is written to a temporary name and renamed, so an interruption never leaves half a file.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from mocse_tf.errors import UsageError
+
+
+def write_json_atomic(path, payload):
+    """Writes JSON through a temporary file and an atomic rename."""
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp_path, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except OSError as err:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise UsageError(f"cannot write {path}: {err.strerror or err}; free some space or choose a writable "
+                         f"--output_dir") from None
+
+
+def read_json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as handle:
+        return json.load(handle)
+
+
+class RunFolder:
+    """Claims `output_dir` for a configuration, refusing a folder that holds a different run."""
+
+    CONFIG = "run_config.json"
+    HISTORY = "history.json"
+    RESULTS = "results.json"
+
+    def __init__(self, config):
+        self.config = config
+        self.path = config.output_dir
+        self.checkpoint_dir = os.path.join(self.path, "checkpoints")
+        self.log_dir = os.path.join(self.path, "logs")
+
+    def claim(self):
+        """Creates the folder or checks that it holds this same run; returns True when resuming."""
+        config_path = os.path.join(self.path, self.CONFIG)
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            stored = read_json(config_path)
+            if stored is None:
+                raise UsageError(f"--output_dir {self.path} is not empty and holds no {self.CONFIG}; "
+                                 f"choose a new --output_dir (or --run_name) or empty that folder")
+            stored_identity = {k: v for k, v in stored.items() if k not in self.config.COSMETIC}
+            differences = [f"{k}={stored_identity.get(k)!r} there vs {v!r} now"
+                           for k, v in self.config.identity().items() if stored_identity.get(k) != v]
+            if differences:
+                raise UsageError(f"--output_dir {self.path} holds a different run ({'; '.join(differences[:3])}); "
+                                 f"use a new --output_dir or --run_name, or rerun with the same flags to resume")
+            return True
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create --output_dir {self.path}: {err.strerror or err}") from None
+        write_json_atomic(config_path, json.loads(self.config.to_json()))
+        return False
+
+    def checkpoint_manager(self, checkpoint):
+        return tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
+
+    def history(self):
+        return read_json(os.path.join(self.path, self.HISTORY), default=[])
+
+    def write_history(self, history):
+        write_json_atomic(os.path.join(self.path, self.HISTORY), history)
+
+    def write_results(self, results):
+        write_json_atomic(os.path.join(self.path, self.RESULTS), results)
