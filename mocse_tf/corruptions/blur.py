@@ -1,0 +1,154 @@
+"""The CIFAR-10-C blur corruptions except motion blur: defocus, frosted glass, zoom and Gaussian blur.
+
+Each follows the generator's steps, dtypes and evaluation order closely enough that the deterministic ones
+reproduce its uint8 output (see tests/corruptions/test_blur.py for the measured agreement).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from mocse_tf.corruptions import common, filters
+
+GAUSSIAN_BLUR_SIGMAS = (0.4, 0.6, 0.7, 0.8, 1.0)
+DEFOCUS_PARAMS = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 0.2), (1.5, 0.1))  # (disk radius, alias sigma)
+GLASS_PARAMS = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # (sigma, shift, iterations)
+ZOOM_ENDS = (1.06, 1.11, 1.16, 1.21, 1.26)  # exclusive ends of arange(1, end, 0.01)
+
+
+def gaussian_blur(images, severity, seed=None):
+    """scikit-image `gaussian` (mode 'nearest', truncate 4) on x / 255 in float64, clip, x 255, truncate."""
+    del seed  # deterministic
+    sigma = GAUSSIAN_BLUR_SIGMAS[severity - 1]
+    x = common.to_unit_float(images, tf.float64)
+    return common.from_unit_float(filters.gaussian_filter(x, sigma, mode="nearest", truncate=4.0))
+
+
+# --- defocus blur -------------------------------------------------------------------------------------------
+
+
+def defocus_kernel(radius, alias_sigma):
+    """The generator's `disk(radius, alias_blur)` bit for bit: a float32 17x17 binary disk normalised to sum 1,
+    smoothed by OpenCV `GaussianBlur` with a 3x3 window (float32 arithmetic in OpenCV's order)."""
+    offsets = np.arange(-8, 9)
+    xx, yy = np.meshgrid(offsets, offsets)
+    disk = np.array(xx**2 + yy**2 <= radius**2, dtype=np.float32)
+    disk /= np.sum(disk)
+    # OpenCV's bit-exact 3-tap Gaussian (computed in double, stored as float32).
+    tail = np.exp(-0.5 / (alias_sigma * alias_sigma))
+    side = np.float32(tail * (1.0 / (1.0 + 2.0 * tail)))
+    centre = np.float32(1.0 / (1.0 + 2.0 * tail))
+    # Separable symmetric 3-tap filter, horizontal then vertical, border reflect-101 (np.pad 'reflect').
+    padded = np.pad(disk, 1, mode="reflect")
+    rows = padded[:, 1:-1] * centre + (padded[:, :-2] + padded[:, 2:]) * side
+    return (rows[1:-1] * centre + (rows[:-2] + rows[2:]) * side).astype(np.float32)
+
+
+def _nonzero_core(kernel):
+    """The smallest centred odd square holding every non-zero weight (the rest only adds exact zeros)."""
+    centre = kernel.shape[0] // 2
+    rows, cols = np.nonzero(kernel)
+    half = int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max()))
+    return kernel[centre - half : centre + half + 1, centre - half : centre + half + 1]
+
+
+def defocus_blur(images, severity, seed=None):
+    """OpenCV `filter2D` (border reflect-101) of x / 255 in float64 with the float32 defocus kernel, clip."""
+    del seed  # deterministic
+    kernel = _nonzero_core(defocus_kernel(*DEFOCUS_PARAMS[severity - 1])).astype(np.float64)
+    x = common.to_unit_float(images, tf.float64)
+    return common.from_unit_float(filters.filter_2d(x, kernel, mode="mirror"))
+
+
+# --- zoom blur ----------------------------------------------------------------------------------------------
+
+
+def zoom_factors(severity):
+    """The generator's `np.arange(1, end, 0.01)`: 7 / 12 / 16 / 21 / 26 factors (the end is a float)."""
+    return np.arange(1, ZOOM_ENDS[severity - 1], 0.01)
+
+
+def clipped_zoom_matrix(size, factor):
+    """[size, size] float64 matrix M with (M @ column) = the generator's `clipped_zoom` along one axis.
+
+    Centre crop of ceil(size / factor) samples, SciPy `zoom(order=1)` to round(crop * factor) samples
+    (sample k at input coordinate k * (crop - 1) / (zoomed - 1)), keep `size` samples from (zoomed - size) // 2.
+    """
+    crop = int(np.ceil(size / factor))
+    top = (size - crop) // 2
+    zoomed = int(round(crop * factor))
+    step = (crop - 1) / (zoomed - 1) if zoomed != 1 else 1.0
+    trim = (zoomed - size) // 2
+    matrix = np.zeros((size, size), np.float64)
+    for row, k in enumerate(range(trim, trim + size)):
+        coord = k * step
+        start = math.floor(coord)
+        frac = coord - start
+        matrix[row, top + min(start, crop - 1)] += 1.0 - frac
+        if frac != 0.0:
+            matrix[row, top + min(start + 1, crop - 1)] += frac
+    return matrix
+
+
+def zoom_blur(images, severity, seed=None):
+    """(x + sum of clipped zooms of x) / (number of factors + 1), in float32 like the generator.
+
+    Each zoom is computed in float64 (SciPy interpolates in double) and rounded to float32; the zooms are then
+    added one by one in float32 in the generator's order, because that rounding decides the final truncation
+    in flat regions.
+    """
+    del seed  # deterministic
+    factors = zoom_factors(severity)
+    size = common.IMAGE_SIZE
+    matrices = tf.constant(np.stack([clipped_zoom_matrix(size, z) for z in factors]))  # [Z, 32, 32]
+    x = common.to_unit_float(images, tf.float32)
+    x64 = tf.cast(x, tf.float64)
+    zoomed = tf.einsum("zij,bjkc->zbikc", matrices, x64)
+    zoomed = tf.cast(tf.einsum("zbikc,zlk->zbilc", zoomed, matrices), tf.float32)
+    total = tf.zeros_like(x)
+    for index in range(len(factors)):
+        total = total + zoomed[index]
+    return common.from_unit_float((x + total) / float(len(factors) + 1))
+
+
+# --- frosted glass blur -------------------------------------------------------------------------------------
+
+
+def glass_shuffle_sources(shifts):
+    """Flat source indices [B, 1024] of one glass-blur iteration, given shifts [B, 30, 30, 2] in {-1, 0}.
+
+    The generator visits rows 31..2 and, in each, columns 31..2, and copies pixel (h + dy, w + dx) onto (h, w)
+    (its "swap" is a one-way copy through NumPy views). A source is up and/or left of its target, so it is
+    visited later and still holds its value from the start of the iteration: the whole iteration is one
+    gather from the iteration's input. shifts[..., 0] is dx (drawn first), shifts[..., 1] is dy.
+    """
+    size = common.IMAGE_SIZE
+    rows = tf.range(2, size)[:, None]
+    cols = tf.range(2, size)[None, :]
+    sources = (rows + shifts[..., 1]) * size + (cols + shifts[..., 0])  # [B, 30, 30]
+    batch = tf.shape(shifts)[0]
+    identity = tf.broadcast_to(tf.reshape(tf.range(size * size), [1, size, size]), tf.stack([batch, size, size]))
+    # Rows and columns 0 and 1 are never targets: keep them, and write the shuffled 30x30 interior.
+    interior = tf.pad(sources, [[0, 0], [2, 0], [2, 0]])
+    mask = tf.pad(tf.ones([size - 2, size - 2], tf.bool), [[2, 0], [2, 0]])
+    return tf.reshape(tf.where(mask, interior, identity), tf.stack([batch, size * size]))
+
+
+def frosted_glass_blur(images, severity, seed):
+    """Gaussian blur, uint8 truncation, local one-way pixel shuffle (shifts in {-1, 0}), Gaussian blur, clip."""
+    sigma, max_shift, iterations = GLASS_PARAMS[severity - 1]
+    size = common.IMAGE_SIZE
+    x = common.to_unit_float(images, tf.float64)
+    pixels = common.from_unit_float(filters.gaussian_filter(x, sigma, mode="nearest"))
+    batch = tf.shape(images)[0]
+    flat = tf.reshape(pixels, tf.stack([batch, size * size, common.CHANNELS]))
+    for iteration_seed in common.split_seed(seed, iterations):
+        # np.random.randint(-1, 1) draws from {-1, 0}: the upper bound is exclusive.
+        shifts = tf.random.stateless_uniform(
+            tf.stack([batch, size - 2, size - 2, 2]), iteration_seed, minval=-max_shift, maxval=max_shift, dtype=tf.int32
+        )
+        flat = tf.gather(flat, glass_shuffle_sources(shifts), batch_dims=1)
+    shuffled = tf.reshape(flat, tf.shape(images))
+    blurred = filters.gaussian_filter(common.to_unit_float(shuffled, tf.float64), sigma, mode="nearest")
+    return common.from_unit_float(blurred)
