@@ -1,0 +1,396 @@
+"""CIFAR-10-C weather corruptions (snow, frost, fog, spatter) as batched TF ops, with the generator's quirks.
+
+Each public corruption draws its random fields with stateless ops and hands them to a `*_from_*` function that
+does the deterministic rest, so tests can inject the same fields into a NumPy/OpenCV reference. Spatter's
+OpenCV steps (Canny, distanceTransform, equalizeHist, filter2D, blur) are re-implemented here with their
+integer / fixed-point arithmetic; see the functions below for what each one reproduces.
+"""
+
+import functools
+import importlib.resources
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from mocse_tf.corruptions import common, filters, motion
+from mocse_tf.errors import UsageError
+
+SIZE = common.IMAGE_SIZE
+
+# ---------------------------------------------------------------------------------------------------------
+# Snow
+# ---------------------------------------------------------------------------------------------------------
+
+# (layer mean, layer std, layer zoom, threshold, motion radius, motion sigma, image blend weight) per severity.
+SNOW_PARAMS = (
+    (0.10, 0.2, 1.0, 0.60, 8, 3.0, 0.95),
+    (0.10, 0.2, 1.0, 0.50, 10, 4.0, 0.90),
+    (0.15, 0.3, 1.75, 0.55, 10, 4.0, 0.90),
+    (0.25, 0.3, 2.25, 0.60, 12, 6.0, 0.85),
+    (0.30, 0.3, 1.25, 0.65, 14, 12.0, 0.80),
+)
+SNOW_ANGLES = (-135.0, -45.0)
+
+
+def clipped_zoom_matrix(zoom, size=SIZE):
+    """[size, size] float64 matrix Z with Z @ a @ Z.T == the generator's `clipped_zoom(a, zoom)` (order 1).
+
+    The generator crops the centred ceil(size / zoom) square, zooms it with scipy.ndimage.zoom (order 1,
+    output side round(side * zoom), output sample o reads input coordinate o * (side - 1) / (out - 1)) and
+    keeps `size` samples from (out - size) // 2.
+    """
+    side = int(math.ceil(size / zoom))
+    top = (size - side) // 2
+    out = int(round(side * zoom))
+    trim = (out - size) // 2
+    ratio = (side - 1) / (out - 1) if out > 1 else 0.0
+    matrix = np.zeros((size, size), np.float64)
+    for row, o in enumerate(range(trim, trim + size)):
+        coordinate = o * ratio
+        low = int(math.floor(coordinate))
+        frac = coordinate - low
+        matrix[row, top + low] += 1.0 - frac
+        if frac > 0:
+            matrix[row, top + low + 1] += frac
+    return matrix
+
+
+def snow_from_fields(images, severity, normal_field, angles):
+    """Snow with the random draws given: normal_field [B, 32, 32] ~ N(0, 1), angles [B] in degrees."""
+    mean, std, zoom, threshold, radius, sigma, blend = SNOW_PARAMS[severity - 1]
+    layer = tf.cast(normal_field, tf.float64) * std + mean
+    if zoom != 1:
+        zoom_matrix = tf.constant(clipped_zoom_matrix(zoom))
+        layer = tf.einsum("ij,bjk,lk->bil", zoom_matrix, layer, zoom_matrix)
+    layer = tf.where(layer < threshold, tf.zeros_like(layer), layer)
+    # The layer goes through a grayscale PNG: clip, *255, truncate.
+    layer_uint8 = tf.cast(tf.floor(tf.clip_by_value(layer, 0.0, 1.0) * 255.0), tf.uint8)[..., None]
+    blurred = motion.imagemagick_motion_blur(layer_uint8, radius, sigma, angles, SNOW_ANGLES)
+    snow_layer = tf.cast(blurred, tf.float64) / 255.0
+
+    x = common.to_unit_float(images)  # float32, like the generator
+    gray = (x[..., 0:1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114)  # OpenCV RGB2GRAY
+    x = blend * x + (1.0 - blend) * tf.maximum(x, gray * 1.5 + 0.5)
+    out = tf.cast(x, tf.float64) + snow_layer + tf.reverse(snow_layer, axis=[1, 2])
+    return common.from_unit_float(out)
+
+
+def snow(images, severity, seed):
+    """CIFAR-10-C snow: a thresholded normal layer, motion-blurred (angle ~ U(-135, -45)), added twice."""
+    field_seed, angle_seed = common.split_seed(seed, 2)
+    batch = tf.shape(images)[0]
+    field = tf.random.stateless_normal(tf.stack([batch, SIZE, SIZE]), field_seed, dtype=tf.float64)
+    angles = tf.random.stateless_uniform(tf.reshape(batch, [1]), angle_seed, *SNOW_ANGLES, dtype=tf.float64)
+    return snow_from_fields(images, severity, field, angles)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Frost
+# ---------------------------------------------------------------------------------------------------------
+
+# (image weight, frost weight) per severity.
+FROST_PARAMS = ((1.0, 0.2), (1.0, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
+# The generator lists frost6.jpg too, but its randint(5) can never pick it.
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+
+
+@functools.lru_cache(maxsize=1)
+def frost_textures():
+    """The five frost textures as the generator sees them: (uint8 [5, Hmax, Wmax, 3] RGB, int32 [5, 2] sizes).
+
+    Read from the installed `imagecorruptions` package with OpenCV (BGR, alpha dropped), resized by 0.2 with
+    OpenCV's default bilinear (at this factor every output pixel is the input pixel at 5 * i + 2), converted
+    to RGB and zero-padded to a common size. Sizes (HxW): 120x180, 63x112, 63x112, 70x105, 99x132.
+    """
+    import cv2  # comes with imagecorruptions; only needed here, once
+
+    textures = []
+    for name in FROST_FILES:
+        resource = importlib.resources.files("imagecorruptions") / "frost" / name
+        with importlib.resources.as_file(resource) as path:
+            bgr = cv2.imread(str(path))
+        if bgr is None:
+            raise UsageError(
+                f"could not read the frost texture {name} from the installed imagecorruptions package; "
+                "reinstall it with `pip install --force-reinstall imagecorruptions`"
+            )
+        textures.append(cv2.resize(bgr, (0, 0), fx=0.2, fy=0.2)[..., ::-1])
+    sizes = np.array([t.shape[:2] for t in textures], np.int32)
+    stack = np.zeros((len(textures), sizes[:, 0].max(), sizes[:, 1].max(), 3), np.uint8)
+    for i, texture in enumerate(textures):
+        stack[i, : texture.shape[0], : texture.shape[1]] = texture
+    return stack, sizes
+
+
+def frost_crops(batch, seed):
+    """Random 32x32 frost crops, uint8 [B, 32, 32, 3]: texture ~ randint(5), top ~ randint(0, H - 32), left
+    ~ randint(0, W - 32) (exclusive upper bounds, as NumPy draws them)."""
+    stack, sizes = frost_textures()
+    index_seed, top_seed, left_seed = common.split_seed(seed, 3)
+    shape = tf.reshape(batch, [1])
+    index = tf.random.stateless_uniform(shape, index_seed, 0, len(FROST_FILES), dtype=tf.int32)
+    size = tf.gather(tf.constant(sizes), index)
+    top = _uniform_int_below(shape, top_seed, size[:, 0] - SIZE)
+    left = _uniform_int_below(shape, left_seed, size[:, 1] - SIZE)
+    _, height, width, _ = stack.shape
+    rows = top[:, None, None] + tf.range(SIZE)[None, :, None]
+    cols = left[:, None, None] + tf.range(SIZE)[None, None, :]
+    flat_index = (index[:, None, None] * height + rows) * width + cols
+    return tf.gather(tf.constant(stack.reshape(-1, 3)), flat_index)
+
+
+def _uniform_int_below(shape, seed, upper):
+    """Integers uniform in [0, upper) with a per-element upper bound (int32 tensor)."""
+    unit = tf.random.stateless_uniform(shape, seed, dtype=tf.float64)
+    return tf.cast(tf.floor(unit * tf.cast(upper, tf.float64)), tf.int32)
+
+
+def frost_from_crops(images, severity, crops):
+    """clip(a * x + b * crop, 0, 255) on the 0..255 scale (float64 like the generator), truncated."""
+    image_weight, frost_weight = FROST_PARAMS[severity - 1]
+    out = image_weight * tf.cast(images, tf.float64) + frost_weight * tf.cast(crops, tf.float64)
+    return common.from_pixel_float(out)
+
+
+def frost(images, severity, seed):
+    """CIFAR-10-C frost: blend with a random crop of one of the five frost textures."""
+    return frost_from_crops(images, severity, frost_crops(tf.shape(images)[0], seed))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fog
+# ---------------------------------------------------------------------------------------------------------
+
+# (strength t, fractal decay) per severity.
+FOG_PARAMS = ((0.2, 3.0), (0.5, 3.0), (0.75, 2.5), (1.0, 2.0), (1.5, 1.75))
+
+
+def plasma_fractal(batch, decay, seed, mapsize=SIZE):
+    """The generator's diamond-square plasma fractal, float64 [B, mapsize, mapsize] scaled to [0, 1].
+
+    Corner value 0, neighbours wrap around (np.roll), start amplitude w = 100 divided by `decay` after each
+    level, every new point = neighbour sum / 4 + w * U(-w, w) (so the noise amplitude is w squared). The
+    known grid doubles per level: centres (squares), then the two diamond sets, interleaved.
+    """
+    levels = int(round(math.log2(mapsize)))
+    seeds = common.split_seed(seed, 3 * levels)
+    grid = tf.zeros(tf.stack([batch, 1, 1]), tf.float64)
+    wibble = 100.0
+    for level in range(levels):
+        n = 2**level
+        shape = tf.stack([batch, n, n])
+
+        def wibbled_mean(total, seed_index, wibble=wibble, shape=shape):
+            noise = tf.random.stateless_uniform(shape, seeds[seed_index], -wibble, wibble, dtype=tf.float64)
+            return total / 4 + wibble * noise
+
+        square_sum = grid + tf.roll(grid, -1, axis=1)
+        square_sum = square_sum + tf.roll(square_sum, -1, axis=2)
+        centres = wibbled_mean(square_sum, 3 * level)
+        # Points between two grid points of a row (above/below: centres), then between two of a column.
+        row_points = wibbled_mean(centres + tf.roll(centres, 1, axis=1) + grid + tf.roll(grid, -1, axis=2),
+                                  3 * level + 1)
+        col_points = wibbled_mean(centres + tf.roll(centres, 1, axis=2) + grid + tf.roll(grid, -1, axis=1),
+                                  3 * level + 2)
+        even_rows = tf.reshape(tf.stack([grid, row_points], axis=-1), tf.stack([batch, n, 2 * n]))
+        odd_rows = tf.reshape(tf.stack([col_points, centres], axis=-1), tf.stack([batch, n, 2 * n]))
+        grid = tf.reshape(tf.stack([even_rows, odd_rows], axis=2), tf.stack([batch, 2 * n, 2 * n]))
+        wibble /= decay
+    grid = grid - tf.reduce_min(grid, axis=[1, 2], keepdims=True)
+    return grid / tf.reduce_max(grid, axis=[1, 2], keepdims=True)
+
+
+def fog_from_fractal(images, severity, fractal):
+    """clip((x + t * fractal) * M / (M + t), 0, 1) with M the image's max over pixels and channels."""
+    strength, _ = FOG_PARAMS[severity - 1]
+    x = common.to_unit_float(images, tf.float64)
+    max_value = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
+    x = x + strength * tf.cast(fractal, tf.float64)[..., None]
+    return common.from_unit_float(x * max_value / (max_value + strength))
+
+
+def fog(images, severity, seed):
+    """CIFAR-10-C fog: a plasma fractal (the same for all channels) added, then rescaled by M / (M + t)."""
+    _, decay = FOG_PARAMS[severity - 1]
+    return fog_from_fractal(images, severity, plasma_fractal(tf.shape(images)[0], decay, seed))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Spatter
+# ---------------------------------------------------------------------------------------------------------
+
+# (liquid mean, liquid std, liquid blur sigma, threshold, water intensity / mud blur sigma, mud?) per severity.
+SPATTER_PARAMS = (
+    (0.62, 0.1, 0.7, 0.70, 0.5, False),
+    (0.65, 0.1, 0.8, 0.70, 0.5, False),
+    (0.65, 0.3, 1.0, 0.69, 0.5, False),
+    (0.65, 0.1, 0.7, 0.69, 0.6, True),
+    (0.65, 0.1, 0.5, 0.68, 0.6, True),
+)
+WATER_COLOUR = (175.0, 238.0, 238.0)  # pale turquoise, RGB
+MUD_COLOUR = (63.0, 42.0, 20.0)  # brown, RGB
+EMBOSS_KERNEL = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
+
+
+def _pad_const(x, pad, value):
+    """Pads the two spatial axes of [B, H, W] by `pad` with a constant."""
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad]], constant_values=value)
+
+
+def canny(gray, low=50, high=150):
+    """OpenCV `Canny(gray, low, high)` (aperture 3, L1 gradient) on [B, H, W] uint8-valued floats -> bool edges.
+
+    Sobel with replicated borders; magnitude |dx| + |dy|; OpenCV's non-maximum suppression (fixed-point
+    tan 22.5 sectors, its > / >= tie rules, zero magnitude outside the image); hysteresis: candidates
+    (> low, not suppressed) 8-connected to a strong pixel (> high), grown by repeated 3x3 dilation.
+    """
+    x = gray[..., None]
+    sobel_x = filters.filter_2d(x, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "nearest")[..., 0]
+    sobel_y = filters.filter_2d(x, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "nearest")[..., 0]
+    dx, dy = tf.cast(sobel_x, tf.int32), tf.cast(sobel_y, tf.int32)
+    magnitude = tf.abs(dx) + tf.abs(dy)
+    padded = _pad_const(magnitude, 1, 0)
+
+    def neighbour(row, col):  # magnitude at (i + row, j + col), zero outside
+        return padded[:, 1 + row:padded.shape[1] - 1 + row, 1 + col:padded.shape[2] - 1 + col]
+
+    shift = 15
+    tg22 = int(0.4142135623730950488016887242097 * (1 << shift) + 0.5)
+    abs_x = tf.abs(dx)
+    scaled_y = tf.abs(dy) * (1 << shift)
+    tg22x = abs_x * tg22
+    tg67x = tg22x + abs_x * (1 << (shift + 1))
+    horizontal = (magnitude > neighbour(0, -1)) & (magnitude >= neighbour(0, 1))
+    vertical = (magnitude > neighbour(-1, 0)) & (magnitude >= neighbour(1, 0))
+    signs_differ = (dx < 0) != (dy < 0)
+    diagonal = tf.where(
+        signs_differ,
+        (magnitude > neighbour(-1, 1)) & (magnitude > neighbour(1, -1)),
+        (magnitude > neighbour(-1, -1)) & (magnitude > neighbour(1, 1)),
+    )
+    is_max = tf.where(scaled_y < tg22x, horizontal, tf.where(scaled_y > tg67x, vertical, diagonal))
+    candidates = is_max & (magnitude > low)
+    strong = candidates & (magnitude > high)
+
+    candidates_f = tf.cast(candidates, tf.float32)[..., None]
+
+    def grow(edges, _):
+        dilated = tf.nn.max_pool2d(edges, 3, 1, "SAME")
+        grown = dilated * candidates_f
+        return grown, tf.reduce_any(grown > edges)
+
+    edges, _ = tf.while_loop(
+        lambda edges, changed: changed,
+        grow,
+        (tf.cast(strong, tf.float32)[..., None], tf.constant(True)),
+        maximum_iterations=gray.shape[1] * gray.shape[2],
+    )
+    return edges[..., 0] > 0
+
+
+# OpenCV distanceTransform(DIST_L2, 5): a 5x5 chamfer with weights 1, 1.4, 2.1969 in 16-bit fixed point.
+_DIST_SHIFT = 16
+_HV_DIST = float(round(np.float32(1.0) * (1 << _DIST_SHIFT)))
+_DIAG_DIST = float(round(np.float32(1.4) * (1 << _DIST_SHIFT)))
+_LONG_DIST = float(round(np.float32(2.1969) * (1 << _DIST_SHIFT)))
+
+
+def chamfer_distance(zeros, truncate):
+    """OpenCV `distanceTransform(src, DIST_L2, 5)` then `threshold(..., truncate, THRESH_TRUNC)`.
+
+    zeros: bool [B, H, W], True where src == 0. The chamfer distance is the cheapest path of axis (1),
+    diagonal (1.4) and knight (2.1969) moves; in each octant an optimal path uses three move types that can
+    be taken in any order without leaving the image, so it equals a sequence of 1-D min-plus erosions along
+    the eight move directions, each done by doubling (exact for every distance up to `truncate`).
+    Fixed-point values stay integers below 2**24, so float32 is exact.
+    """
+    cap = float((truncate + 1) * (1 << _DIST_SHIFT))
+    distance = tf.where(zeros, tf.zeros_like(zeros, tf.float32), tf.fill(tf.shape(zeros), cap))
+    moves = (
+        ((0, 1), _HV_DIST), ((1, 0), _HV_DIST), ((1, 1), _DIAG_DIST), ((1, -1), _DIAG_DIST),
+        ((1, 2), _LONG_DIST), ((1, -2), _LONG_DIST), ((2, 1), _LONG_DIST), ((2, -1), _LONG_DIST),
+    )
+    for (move_y, move_x), cost in moves:
+        max_steps = int(truncate * (1 << _DIST_SHIFT) // cost)
+        step = 1
+        while step <= max_steps:
+            pad = 2 * step  # the largest shift is 2 * step along one axis
+            padded = _pad_const(distance, pad, cap)
+            height, width = distance.shape[1], distance.shape[2]
+
+            def shifted(sign, padded=padded, pad=pad, step=step, height=height, width=width):
+                row, col = pad + sign * step * move_y, pad + sign * step * move_x
+                return padded[:, row:row + height, col:col + width]
+
+            nearest = tf.minimum(shifted(1), shifted(-1)) + step * cost
+            distance = tf.minimum(distance, tf.minimum(nearest, cap))
+            step *= 2
+    return tf.minimum(distance * (1.0 / (1 << _DIST_SHIFT)), float(truncate))
+
+
+def _box_sum_3x3(x):
+    """3x3 sums of [B, H, W] with OpenCV's default border (reflect-101), in x's dtype."""
+    return filters.filter_2d(x[..., None], np.ones((3, 3)), "mirror")[..., 0]
+
+
+def equalize_hist(values, levels):
+    """OpenCV `equalizeHist` on [B, H, W] int32 images whose values lie in [0, levels)."""
+    counts = tf.reduce_sum(tf.one_hot(tf.reshape(values, [tf.shape(values)[0], -1]), levels, dtype=tf.int32),
+                           axis=1)  # [B, levels]
+    total = values.shape[1] * values.shape[2]
+    cumulative = tf.cumsum(counts, axis=1)
+    first = tf.argmax(counts > 0, axis=1, output_type=tf.int32)
+    first_count = tf.gather(counts, first, batch_dims=1)
+    scale = 255.0 / tf.cast(tf.maximum(total - first_count, 1), tf.float32)
+    lut = tf.round(tf.cast(cumulative - first_count[:, None], tf.float32) * scale[:, None])
+    lut = tf.clip_by_value(lut, 0.0, 255.0)
+    equalised = tf.gather(lut, values, batch_dims=1)
+    # A constant image stays as it is (OpenCV sets it to its single value).
+    constant = (first_count == total)[:, None, None]
+    return tf.where(constant, tf.cast(values, tf.float32), equalised)
+
+
+def water_mask(liquid, intensity):
+    """The water branch's m (before the colour): float32 [B, 32, 32] from the thresholded liquid layer."""
+    # astype(np.uint8) on floats >= 256 wraps modulo 256 (the liquid can exceed 1.0 at severity 3).
+    liquid_uint8 = tf.math.floormod(tf.floor(liquid * 255.0), 256.0)
+    edges = canny(tf.cast(liquid_uint8, tf.float32))
+    distance = chamfer_distance(edges, truncate=20)
+    # cv2.blur on float32: 3x3 sum in double times 1/9, stored as float32; astype(uint8) truncates.
+    blurred = tf.cast(_box_sum_3x3(tf.cast(distance, tf.float64)) * (1.0 / 9.0), tf.float32)
+    distance_uint8 = tf.cast(tf.floor(blurred), tf.int32)
+    equalised = equalize_hist(distance_uint8, levels=21)
+    embossed = filters.filter_2d(equalised[..., None], np.array(EMBOSS_KERNEL), "mirror")[..., 0]
+    embossed = tf.clip_by_value(embossed, 0.0, 255.0)  # integers already; CV_8U saturates
+    # cv2.blur on uint8 rounds the 3x3 mean to the nearest integer.
+    smoothed = tf.floor(_box_sum_3x3(embossed) / 9.0 + 0.5)
+    mask = tf.cast(liquid_uint8, tf.float32) * smoothed
+    peak = tf.reduce_max(mask, axis=[1, 2], keepdims=True)
+    # The generator divides by the peak; an all-zero mask (never seen) would give NaN there, zero here.
+    return tf.math.divide_no_nan(mask, peak) * intensity
+
+
+def spatter_from_field(images, severity, normal_field):
+    """Spatter with the random draw given: normal_field [B, 32, 32] ~ N(0, 1)."""
+    mean, std, blur_sigma, threshold, intensity, mud = SPATTER_PARAMS[severity - 1]
+    x = common.to_unit_float(images)  # float32 like the generator
+    liquid = tf.cast(normal_field, tf.float64) * std + mean
+    liquid = filters.gaussian_filter(liquid[..., None], blur_sigma, "nearest")[..., 0]
+    liquid = tf.where(liquid < threshold, tf.zeros_like(liquid), liquid)
+    if not mud:
+        mask = water_mask(liquid, intensity)[..., None]
+        colour = tf.constant(np.array(WATER_COLOUR) / 255.0, tf.float32)
+        return common.from_unit_float(x + mask * colour)
+    mask = tf.cast(liquid > threshold, tf.float32)[..., None]
+    mask = filters.gaussian_filter(mask, intensity, "nearest")
+    mask = tf.where(mask < 0.8, tf.zeros_like(mask), mask)
+    colour = tf.constant(np.array(MUD_COLOUR) / 255.0, tf.float32)
+    return common.from_unit_float(x * (1.0 - mask) + colour * mask)
+
+
+def spatter(images, severity, seed):
+    """CIFAR-10-C spatter: water drops (severities 1-3) or mud (4-5) from a blurred, thresholded normal layer."""
+    batch = tf.shape(images)[0]
+    field = tf.random.stateless_normal(tf.stack([batch, SIZE, SIZE]), common.as_seed(seed), dtype=tf.float64)
+    return spatter_from_field(images, severity, field)
