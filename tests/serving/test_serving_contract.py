@@ -60,20 +60,6 @@ def _keras_reference(network, images):
     return reference
 
 
-@pytest.fixture(scope="module", params=["mocse", "preact_resnet18"])
-def exported(request, tmp_path_factory):
-    keras.utils.set_random_seed(3)
-    if request.param == "mocse":
-        network = mocse(num_classes=NUM_CLASSES, expert_width=2)
-    else:
-        network = preact_resnet18(num_classes=NUM_CLASSES, width=4)
-    base = tmp_path_factory.mktemp(request.param) / "saved_models" / request.param
-    path = export.export_saved_model(network, str(base))
-    images = _sample_images()
-    return {"arch": request.param, "base": base, "path": pathlib.Path(path), "images": images,
-            "reference": _keras_reference(network, images)}
-
-
 def _expected_outputs(arch):
     return {**DOCUMENTED_OUTPUTS, **(MOCSE_ONLY_OUTPUTS if arch == "mocse" else {})}
 
@@ -93,6 +79,46 @@ def _saved_model_cli():
     return found
 
 
+class Finished:
+    """A started subprocess; `.result()` waits for it (both processes of an export run side by side)."""
+
+    def __init__(self, args, **kwargs):
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+    def result(self, timeout=180):
+        stdout, stderr = self._process.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(self._process.args, self._process.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="module", params=["mocse", "preact_resnet18"])
+def exported(request, tmp_path_factory):
+    keras.utils.set_random_seed(3)
+    if request.param == "mocse":
+        network = mocse(num_classes=NUM_CLASSES, expert_width=2)
+    else:
+        network = preact_resnet18(num_classes=NUM_CLASSES, width=4)
+    work = tmp_path_factory.mktemp(request.param)
+    base = work / "saved_models" / request.param
+    path = pathlib.Path(export.export_saved_model(network, str(base)))
+    images = _sample_images()
+    np.save(work / "images.npy", images)
+    client_dir = work / "client"
+    client_dir.mkdir()
+    # Both fresh processes start now and overlap (each spends seconds importing TensorFlow).
+    # The client runs outside the repository without PYTHONPATH: it sees TensorFlow, not this project's sources.
+    client = Finished([sys.executable, str(CLIENT), str(path), str(work / "images.npy"), str(client_dir)],
+                      cwd=work, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    cli_show = Finished([_saved_model_cli(), "show", "--all", "--dir", str(path)],
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    yield {"arch": request.param, "base": base, "path": path, "images": images,
+           "reference": _keras_reference(network, images), "client": client, "client_dir": client_dir,
+           "cli_show": cli_show}
+    for process in (client, cli_show):
+        if process._process.poll() is None:
+            process._process.kill()
+            process._process.wait()
+
+
 def _parse_signature(text, signature_name):
     """{"inputs"|"outputs": {name: (dtype, shape)}} for one signature of `saved_model_cli show --all`."""
     block = text.split(f"signature_def['{signature_name}']:", 1)[1].split("signature_def[", 1)[0]
@@ -108,9 +134,7 @@ def _parse_signature(text, signature_name):
 
 
 def test_saved_model_cli_lists_the_documented_signature(exported):
-    result = subprocess.run([_saved_model_cli(), "show", "--all", "--dir", str(exported["path"])],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = exported["cli_show"].result()
     assert result.returncode == 0, result.stderr[-2000:]
     assert "signature_def['serving_default']:" in result.stdout
     signature = _parse_signature(result.stdout, "serving_default")
@@ -119,15 +143,10 @@ def test_saved_model_cli_lists_the_documented_signature(exported):
     assert "Method name is: tensorflow/serving/predict" in result.stdout
 
 
-def test_requests_in_a_fresh_process_match_keras(exported, tmp_path):
-    np.save(tmp_path / "images.npy", exported["images"])
-    out_dir = tmp_path / "client"
-    out_dir.mkdir()
-    # cwd outside the repository and no PYTHONPATH: the client sees TensorFlow, not this project's sources.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, str(CLIENT), str(exported["path"]), str(tmp_path / "images.npy"),
-                             str(out_dir)], capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
+def test_requests_in_a_fresh_process_match_keras(exported):
+    result = exported["client"].result()
     assert result.returncode == 0, result.stderr[-3000:]
+    out_dir = exported["client_dir"]
 
     summary = json.loads((out_dir / "client.json").read_text())
     assert summary["mocse_tf_modules"] == []
