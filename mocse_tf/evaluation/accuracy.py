@@ -1,0 +1,51 @@
+"""Batched top-1 accuracy of one or more models over a tf.data pipeline that keeps the models busy.
+
+The pipeline (prefetched, with parallel reads or corruption) prepares the next batch while the models run on the
+current one; every model sees each batch once, so a batch that was expensive to make is shared by all models.
+Only the count of correct predictions leaves the graph.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_SPEC = tf.TensorSpec([None, 32, 32, 3], tf.uint8)
+LABEL_SPEC = tf.TensorSpec([None], tf.int64)
+
+
+def correct_counter(classifier):
+    """A tf.function (uint8 images [B, 32, 32, 3], int64 labels [B]) -> int64 number of correct top-1 answers."""
+    predict = classifier.logits_fn()
+
+    @tf.function(input_signature=[IMAGE_SPEC, LABEL_SPEC])
+    def count_correct(images, labels):
+        outputs = predict(images)
+        predicted = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int64)
+        return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
+
+    return count_correct
+
+
+def count_correct(counters, dataset, on_batch=None):
+    """Runs every counter on every batch of `dataset`; returns ([correct per counter], total examples).
+
+    `on_batch(images, batch_size)` is called after each batch (progress bars, sample collection).
+    """
+    correct = [0] * len(counters)
+    total = 0
+    for images, labels in dataset:
+        batch_size = int(tf.shape(labels)[0])
+        for index, counter in enumerate(counters):
+            correct[index] += int(counter(images, labels))
+        total += batch_size
+        if on_batch is not None:
+            on_batch(images, batch_size)
+    return correct, total
+
+
+def accuracy(classifier, images, labels, batch_size=500):
+    """Top-1 accuracy of one classifier on in-memory uint8 images and integer labels."""
+    from mocse_tf.evaluation.sources import clean_dataset
+
+    (correct,), total = count_correct([correct_counter(classifier)],
+                                      clean_dataset(np.asarray(images), labels, batch_size))
+    return correct / total if total else float("nan")

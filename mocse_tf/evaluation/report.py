@@ -1,0 +1,339 @@
+"""The one report writer for every table of the project: summary numbers, JSON, CSV and the paper's Table 1.
+
+A report is a plain dict, the same in memory and in `report.json`:
+
+    {"config": {...exact settings...},
+     "baseline": "preact" or None,
+     "models": {"<name>": {"path": ..., "num_examples": N,
+                           "clean": 0.9463,                                   # accuracies in [0, 1]
+                           "corruptions": {"gaussian_noise": {"1": 0.81, ...}, ...},
+                           "adversarial": {"PGD-20 (Linf 8/255)": 0.52, ...}}},   # optional section
+     "summary": {"<name>": {...averages, mCE...}}}                              # recomputed on every write
+
+Any evaluation (corruption, adversarial) fills its own section of a model's entry; `write_report` renders
+every section present, so the adversarial evaluation adds rows by adding an "adversarial" dict.
+"""
+
+import csv
+import json
+import math
+import os
+
+from mocse_tf.corruptions import BENCHMARK, DISPLAY_GROUPS, canonical_name
+from mocse_tf.errors import UsageError
+
+JSON_NAME = "report.json"
+CSV_NAME = "accuracy.csv"
+MARKDOWN_NAME = "table1.md"
+CSV_FIELDS = ("model", "section", "group", "name", "severity", "accuracy", "num_examples")
+MISSING = "–"
+
+# Names as printed in the table; anything not listed is title-cased from its tfds name.
+_DISPLAY_NAMES = {
+    "jpeg_compression": "JPEG Compression",
+    "frosted_glass_blur": "Glass Blur",
+    "elastic": "Elastic Transform",
+    "saturate": "Saturate",
+}
+
+
+def display_name(name):
+    return _DISPLAY_NAMES.get(name) or name.replace("_", " ").title()
+
+
+def display_groups():
+    """[(group title, (corruption names...)), ...] in the paper's row order."""
+    groups = DISPLAY_GROUPS.items() if isinstance(DISPLAY_GROUPS, dict) else DISPLAY_GROUPS
+    return [(title, tuple(names)) for title, names in groups]
+
+
+def display_order():
+    return [name for _, names in display_groups() for name in names]
+
+
+def _mean(values):
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+# --- numbers ------------------------------------------------------------------------------------------------
+
+
+def corruption_means(model):
+    """{corruption: mean accuracy over its evaluated severities}."""
+    return {name: _mean(by_severity.values()) for name, by_severity in model.get("corruptions", {}).items()}
+
+
+def severity_means(model):
+    """{severity (str): mean accuracy over the corruptions evaluated at that severity}."""
+    per_severity = {}
+    for by_severity in model.get("corruptions", {}).values():
+        for severity, accuracy in by_severity.items():
+            per_severity.setdefault(str(severity), []).append(accuracy)
+    return {severity: _mean(values) for severity, values in sorted(per_severity.items(), key=lambda kv: int(kv[0]))}
+
+
+def _error_sums(model, corruption, clean_error=0.0):
+    by_severity = model["corruptions"][corruption]
+    return sum((1.0 - accuracy) - clean_error for accuracy in by_severity.values())
+
+
+def corruption_errors(model, baseline):
+    """Hendrycks & Dietterich's corruption errors of `model` relative to `baseline` (both model entries).
+
+    CE_c = sum_s err_{s,c} / sum_s err^baseline_{s,c};  relative CE_c uses (err_{s,c} - err_clean) in both sums.
+    mCE and relative mCE are the means over the benchmark corruptions both models have (the 15 of the paper
+    when all were evaluated), as fractions (1.0 = as robust as the baseline). A zero denominator gives None.
+    """
+    shared = [c for c in BENCHMARK if c in model.get("corruptions", {}) and c in baseline.get("corruptions", {})
+              and set(model["corruptions"][c]) == set(baseline["corruptions"][c])]
+    ce, relative_ce = {}, {}
+    for corruption in shared:
+        denominator = _error_sums(baseline, corruption)
+        ce[corruption] = _error_sums(model, corruption) / denominator if denominator > 0 else None
+        if "clean" in model and "clean" in baseline:
+            relative_denominator = _error_sums(baseline, corruption, 1.0 - baseline["clean"])
+            relative_ce[corruption] = (_error_sums(model, corruption, 1.0 - model["clean"]) / relative_denominator
+                                       if relative_denominator > 0 else None)
+
+    def mean_or_none(values):
+        values = list(values.values())
+        return None if not values or any(v is None for v in values) else _mean(values)
+
+    return {"corruptions": shared, "ce": ce, "mce": mean_or_none(ce),
+            "relative_ce": relative_ce, "relative_mce": mean_or_none(relative_ce)}
+
+
+def summarize(model, baseline=None):
+    """Averages of one model entry (and its mCE against the baseline entry, when given)."""
+    means = corruption_means(model)
+    benchmark = [c for c in BENCHMARK if c in means]
+    summary = {
+        "num_corruptions": len(means),
+        "average": _mean(means.values()),
+        "num_benchmark_corruptions": len(benchmark),
+        "benchmark_average": _mean(means[c] for c in benchmark),
+        "corruption_average": means,
+        "severity_average": severity_means(model),
+    }
+    if baseline is not None:
+        summary.update({key: value for key, value in corruption_errors(model, baseline).items() if key != "corruptions"})
+    return summary
+
+
+# --- building and validating a report -----------------------------------------------------------------------
+
+
+def _check_accuracy(where, value):
+    if not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise UsageError(f"{where}: accuracy must be a number in [0, 1]; got {value!r}")
+    return float(value)
+
+
+def normalize_model(name, model):
+    """A model entry with canonical corruption names, string severities and checked accuracies."""
+    entry = {key: value for key, value in model.items() if key not in ("clean", "corruptions", "adversarial")}
+    if "clean" in model:
+        entry["clean"] = _check_accuracy(f"model {name} clean", model["clean"])
+    if model.get("corruptions"):
+        entry["corruptions"] = {}
+        for corruption, by_severity in model["corruptions"].items():
+            canonical = canonical_name(corruption)
+            entry["corruptions"][canonical] = {
+                str(int(severity)): _check_accuracy(f"model {name} {canonical} severity {severity}", accuracy)
+                for severity, accuracy in sorted(by_severity.items(), key=lambda kv: int(kv[0]))}
+    if model.get("adversarial"):
+        entry["adversarial"] = {str(label): _check_accuracy(f"model {name} {label}", accuracy)
+                                for label, accuracy in model["adversarial"].items()}
+    return entry
+
+
+def build_report(models, config=None, baseline=None):
+    """A report dict from {model name: entry}; `baseline` names the model that mCE is relative to."""
+    if not models:
+        raise UsageError("a report needs at least one model")
+    models = {str(name): normalize_model(name, entry) for name, entry in models.items()}
+    if baseline is not None and baseline not in models:
+        raise UsageError(f"--baseline {baseline!r} is not one of the evaluated models ({', '.join(models)}); "
+                         f"name it with --model_name or leave --baseline out")
+    return {"config": dict(config or {}), "baseline": baseline, "models": models,
+            "summary": {name: summarize(entry, models[baseline] if baseline else None)
+                        for name, entry in models.items()}}
+
+
+def merge_models(report, models):
+    """A new report with `models` entries merged into the report's (sections of the same model are combined)."""
+    merged = {name: dict(entry) for name, entry in report["models"].items()}
+    for name, entry in models.items():
+        merged.setdefault(name, {}).update(entry)
+    return build_report(merged, report.get("config"), report.get("baseline"))
+
+
+# --- files --------------------------------------------------------------------------------------------------
+
+
+def _write_text(path, text):
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with open(tmp_path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp_path, path)
+
+
+def write_json(report, path):
+    _write_text(path, json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def load_report(path):
+    """Reads a report.json back (and recomputes its summary from the raw numbers)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read report {path}: {err}") from None
+    return build_report(data["models"], data.get("config"), data.get("baseline"))
+
+
+def csv_rows(report):
+    """One row per model x (clean | corruption x severity | attack), accuracies at full precision."""
+    group_of = {name: title for title, names in display_groups() for name in names}
+    rows = []
+    for model_name, model in report["models"].items():
+        common = {"model": model_name, "num_examples": model.get("num_examples", "")}
+        if "clean" in model:
+            rows.append({**common, "section": "clean", "group": "", "name": "natural", "severity": "",
+                         "accuracy": repr(model["clean"])})
+        for corruption in ordered_corruptions([model]):
+            for severity, accuracy in model["corruptions"][corruption].items():
+                rows.append({**common, "section": "corruption", "group": group_of.get(corruption, ""),
+                             "name": corruption, "severity": severity, "accuracy": repr(accuracy)})
+        for label, accuracy in model.get("adversarial", {}).items():
+            rows.append({**common, "section": "adversarial", "group": "", "name": label, "severity": "",
+                         "accuracy": repr(accuracy)})
+    return rows
+
+
+def write_csv(report, path):
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with open(tmp_path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(csv_rows(report))
+    os.replace(tmp_path, path)
+
+
+def read_csv(path):
+    """{model: entry} with clean / corruptions / adversarial accuracies read back from a CSV written here."""
+    models = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            model = models.setdefault(row["model"], {})
+            accuracy = float(row["accuracy"])
+            if row["section"] == "clean":
+                model["clean"] = accuracy
+            elif row["section"] == "corruption":
+                model.setdefault("corruptions", {}).setdefault(row["name"], {})[row["severity"]] = accuracy
+            else:
+                model.setdefault("adversarial", {})[row["name"]] = accuracy
+    return models
+
+
+# --- Markdown: the paper's Table 1 --------------------------------------------------------------------------
+
+
+def ordered_corruptions(models):
+    present = set().union(*(m.get("corruptions", {}).keys() for m in models))
+    return [name for name in display_order() if name in present] + sorted(present - set(display_order()))
+
+
+def _percent(value):
+    return MISSING if value is None else f"{100.0 * value:.2f}"
+
+
+def markdown_table(report):
+    """The Table 1 layout: Natural Samples, the corruptions grouped Noise / Blur / Weather / Digital, their
+    averages, per-severity averages, mCE against the baseline, and any adversarial rows; one column per model."""
+    names = list(report["models"])
+    models = [report["models"][n] for n in names]
+    summaries = [report["summary"][n] for n in names]
+    corruptions = ordered_corruptions(models)
+    benchmark_set = set(BENCHMARK)
+    rows = []  # (group cell, row label, [cells])
+
+    def add(group, label, values, formatter=_percent):
+        rows.append((group, label, [formatter(v) for v in values]))
+
+    if any("clean" in m for m in models):
+        add("", "Natural Samples", [m.get("clean") for m in models])
+    for title, group_names in display_groups():
+        shown = [c for c in group_names if c in corruptions]
+        for index, corruption in enumerate(shown):
+            label = display_name(corruption) + ("" if corruption in benchmark_set else " †")
+            add(f"**{title}**" if index == 0 else "", label,
+                [s["corruption_average"].get(corruption) for s in summaries])
+    for corruption in (c for c in corruptions if c not in display_order()):
+        add("", display_name(corruption), [s["corruption_average"].get(corruption) for s in summaries])
+    if corruptions:
+        add("", f"**Average of {len(corruptions)} Corruptions**", [s["average"] for s in summaries])
+        num_benchmark = sum(c in benchmark_set for c in corruptions)
+        summary_rows = []
+        if num_benchmark and num_benchmark != len(corruptions):
+            of = "15 benchmark corruptions" if num_benchmark == len(BENCHMARK) \
+                else f"{num_benchmark} benchmark corruptions (of {len(BENCHMARK)})"
+            summary_rows.append((f"Average of {of}", [s["benchmark_average"] for s in summaries], _percent))
+        severities = sorted({sev for s in summaries for sev in s["severity_average"]}, key=int)
+        for severity in severities:
+            summary_rows.append((f"Severity {severity} (average of corruptions)",
+                                 [s["severity_average"].get(severity) for s in summaries], _percent))
+        if report.get("baseline"):
+            baseline = report["baseline"]
+            summary_rows.append((f"mCE vs {baseline} (lower is better)", [s.get("mce") for s in summaries],
+                                 _percent))
+            summary_rows.append((f"Relative mCE vs {baseline} (lower is better)",
+                                 [s.get("relative_mce") for s in summaries], _percent))
+        for index, (label, values, formatter) in enumerate(summary_rows):
+            add("**Summary**" if index == 0 else "", label, values, formatter)
+    attack_labels = []
+    for model in models:
+        attack_labels += [label for label in model.get("adversarial", {}) if label not in attack_labels]
+    for index, label in enumerate(attack_labels):
+        add("**Adversarial**" if index == 0 else "", label, [m.get("adversarial", {}).get(label) for m in models])
+
+    header = "| | | " + " | ".join(names) + " |"
+    rule = "|---|---|" + "---:|" * len(names)
+    lines = [header, rule] + [f"| {group} | {label} | " + " | ".join(cells) + " |" for group, label, cells in rows]
+    return "\n".join(lines)
+
+
+def markdown_document(report):
+    """The table with a caption that states what was measured, and the footnotes it needs."""
+    config = report.get("config", {})
+    caption = ["Accuracy (%) of each model (columns)."]
+    if config.get("source"):
+        caption.append(f"Corrupted data: {config['source']}"
+                       + (f" ({config['source_detail']})" if config.get("source_detail") else "") + ".")
+    if config.get("dataset"):
+        caption.append(f"Clean data: {config['dataset']}.")
+    sizes = sorted({m.get("num_examples") for m in report["models"].values() if m.get("num_examples")})
+    if sizes:
+        caption.append(f"{', '.join(map(str, sizes))} images per corruption and severity.")
+    lines = [" ".join(caption), "", markdown_table(report), ""]
+    if any(c not in BENCHMARK for m in report["models"].values() for c in m.get("corruptions", {})):
+        lines.append("† one of the 4 extra corruptions (meant for validation); the benchmark average and mCE "
+                     "use the 15 benchmark corruptions only.")
+    if report.get("baseline"):
+        lines.append(f"mCE: mean over benchmark corruptions of sum_s err / sum_s err of {report['baseline']} "
+                     f"(Hendrycks & Dietterich, 2019); relative mCE uses (err - clean err) in both sums. "
+                     f"100.00 = as robust as the baseline.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(report, output_dir):
+    """Writes report.json, accuracy.csv and table1.md into output_dir; returns their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    report = build_report(report["models"], report.get("config"), report.get("baseline"))
+    paths = {"json": os.path.join(output_dir, JSON_NAME), "csv": os.path.join(output_dir, CSV_NAME),
+             "markdown": os.path.join(output_dir, MARKDOWN_NAME)}
+    write_json(report, paths["json"])
+    write_csv(report, paths["csv"])
+    _write_text(paths["markdown"], markdown_document(report))
+    return paths
