@@ -30,7 +30,8 @@ class Attack:
     kind: one of KINDS. eps: radius of the ball around the [0, 1] image. step_size: None for the kind's
     default (see _STEP_FRACTION; APGD ignores it). objective: one of objectives.OBJECTIVES ("kl" for TRADES,
     fixed). keep: see `selection` ("last" for training). random_start: PGD/FGSM only (TRADES always starts
-    at x + 0.001 N(0, 1), APGD on the eps sphere).
+    at x + 0.001 N(0, 1), APGD on the eps sphere). unroll: PGD/FGSM/TRADES steps as a Python loop instead of a
+    tf.while_loop (a bigger graph, for speed comparisons; APGD always loops).
     """
 
     kind: str
@@ -44,6 +45,7 @@ class Attack:
     keep: str = "misclassified"
     bce_weight: float = 1.0
     rho: float = 0.75
+    unroll: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -56,7 +58,9 @@ class Attack:
             check_number("step_size", self.step_size, 0.0, strict=True)
         if self.kind == "trades":
             if self.objective != "kl":
-                raise UsageError(f"TRADES maximises the KL divergence (objective 'kl'), got objective {self.objective!r}")
+                raise UsageError(
+                    f"TRADES maximises the KL divergence (objective 'kl'), got objective {self.objective!r}"
+                )
             if self.keep != "last" or self.restarts != 1:
                 raise UsageError("TRADES returns the final iterate of one run: use keep='last' and restarts=1")
         else:
@@ -80,19 +84,24 @@ class Attack:
 
     def generate(self, forward, x01, labels, seed=0, targets=None):
         """Adversarial images in [0, 1] for the batch (x01 [B, ...] in [0, 1], labels [B]); no gradient flows
-        back through them. seed: int, pair or int tensor [2] (e.g. tf.stack([base, optimizer.iterations]))."""
+        back through them. seed: int, pair or int tensor [2] (e.g. tf.stack([base, optimizer.iterations])).
+
+        In a train_step, call it before (outside) the GradientTape that records the weight update: the attack
+        needs input gradients only, and a tape around it would record its whole loop for nothing.
+        """
         if self.kind == "trades":
             if targets is not None:
                 raise UsageError("TRADES is untargeted: call generate without targets")
             return trades_adversary(forward, x01, eps=self.eps, step_size=self.resolved_step_size,
-                                    steps=self.steps, norm=self.norm, seed=seed)
+                                    steps=self.steps, norm=self.norm, seed=seed, unroll=self.unroll)
         if self.kind == "apgd":
             return apgd(forward, x01, labels, eps=self.eps, steps=self.steps, norm=self.norm,
                         objective=self.objective, targets=targets, restarts=self.restarts, keep=self.keep,
                         seed=seed, bce_weight=self.bce_weight, rho=self.rho)
         return pgd(forward, x01, labels, eps=self.eps, step_size=self.resolved_step_size, steps=self.steps,
                    norm=self.norm, objective=self.objective, targets=targets, random_start=self.random_start,
-                   restarts=self.restarts, keep=self.keep, seed=seed, bce_weight=self.bce_weight)
+                   restarts=self.restarts, keep=self.keep, seed=seed, bce_weight=self.bce_weight,
+                   unroll=self.unroll)
 
 
 

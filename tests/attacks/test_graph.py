@@ -164,3 +164,13 @@ def test_preact_resnet18_attack_in_graph():
     assert 0 <= adv.min() and adv.max() <= 1 and np.abs(adv - x).max() <= attack.eps + 1e-6
     ce = lambda xx: losses.class_cross_entropy(labels, forward(tf.constant(xx))["logits"]).numpy()  # noqa: E731
     assert ce(adv).mean() > ce(x).mean()
+
+
+def test_unrolled_steps_match_the_while_loop(batch):
+    x, labels = batch
+    forward = attacks.model_forward(tiny_conv_net())
+    looped = attacks.make_training_attack("pgd", steps=3)
+    unrolled = attacks.make_training_attack("pgd", steps=3, unroll=True)
+    run = lambda attack: tf.function(  # noqa: E731
+        lambda x, y: attack.generate(forward, x, y, seed=2), autograph=False)(x, labels).numpy()
+    assert np.mean(np.abs(run(looped) - run(unrolled)) > 1e-6) < 1e-3
