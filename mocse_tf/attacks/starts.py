@@ -34,8 +34,8 @@ def uniform_linf_start(x, eps, seed):
 
 def uniform_l2_start(x, eps, seed):
     """x plus a point uniform in the L2 ball of radius eps: a uniform direction (normalised Gaussian) at radius
-    eps * u^(1/d), with d the number of entries per example. In d = 3072 dimensions that radius is above
-    0.99 * eps with probability 0.97, so the start is almost always near the sphere."""
+    eps * u^(1/d), with d the number of entries per example. In d = 3072 dimensions that radius exceeds
+    0.999 * eps with probability 0.95 (1 - 0.999^3072), so the start lies practically on the sphere."""
     direction = unit_direction(tf.random.stateless_normal(tf.shape(x), derived_seed(seed, 0), dtype=x.dtype), "l2")
     dims = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
     u = tf.random.stateless_uniform(tf.shape(x)[:1], derived_seed(seed, 1), dtype=x.dtype)
