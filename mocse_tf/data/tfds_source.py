@@ -1,40 +1,47 @@
 """CIFAR-10 / CIFAR-100 through TensorFlow Datasets: prepared data loads offline, missing data downloads only when
 the download host answers; otherwise one clear error says how to supply the data (no 200 s of DNS retries)."""
 
-import socket
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
 from mocse_tf.data.cifar_local import CIFAR10_CLASS_NAMES
 from mocse_tf.errors import UsageError
 
-# Where the tfds cifar10 / cifar100 builders download their archives from. Module attributes, read at call
+# The folder the tfds cifar10 / cifar100 builders download their archives from. Module attributes, read at call
 # time, so that a test (or a user behind a mirror) can point the probe elsewhere.
-DOWNLOAD_HOST = "www.cs.toronto.edu"
-DOWNLOAD_PORT = 443
+PROBE_URL = "https://www.cs.toronto.edu/~kriz/"
 PROBE_TIMEOUT_S = 3.0
 
 _READ_BATCH = 10_000  # examples per read: one tensor per split would need the split size up front
 
 
 def network_reachable():
-    """True when a TCP connection to DOWNLOAD_HOST:DOWNLOAD_PORT opens within PROBE_TIMEOUT_S seconds."""
-    host, port, timeout_s = DOWNLOAD_HOST, DOWNLOAD_PORT, PROBE_TIMEOUT_S
-    connected = []
+    """True when PROBE_URL answers an HTTP(S) HEAD request, with any status, within PROBE_TIMEOUT_S seconds.
+
+    A whole request rather than a TCP connect: sandboxes and proxies may accept connections to any address and
+    still let no download through.
+    """
+    url, timeout_s = PROBE_URL, PROBE_TIMEOUT_S
+    answered = []
 
     def probe():
         try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-            connected.append(True)
-        except OSError:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s).close()
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)  # an error status is still an answer from the host
+        except (OSError, ValueError):
             pass
 
-    # A thread, because the DNS lookup inside create_connection ignores the timeout and can hang far longer.
+    # A thread, because the DNS lookup inside urlopen ignores the timeout and can hang far longer.
     thread = threading.Thread(target=probe, name="mocse-network-probe", daemon=True)
     thread.start()
     thread.join(timeout_s)
-    return bool(connected)
+    return bool(answered)
 
 
 def load(name, split, data_dir=None):
@@ -72,7 +79,8 @@ def _class_names(name, builder):
 
 def _not_prepared_message(name, prepared_dir):
     return (
-        f"{name} is not prepared in {prepared_dir} and {DOWNLOAD_HOST} cannot be reached to download it; "
+        f"{name} is not prepared in {prepared_dir} and {urllib.parse.urlsplit(PROBE_URL).hostname} cannot be "
+        "reached to download it; "
         + _how_to_supply(name)
     )
 
