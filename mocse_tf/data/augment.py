@@ -29,24 +29,29 @@ SOLARIZE_THRESHOLD = (0.0, 1.0)  # threshold drawn uniformly in [0, 255]; pixels
 
 # Keras preprocessing layers that ARE (or contain) a CIFAR-10-C corruption, or an extra/hold-out corruption of
 # the 19-corruption set, so they must never appear in a training policy:
-#   RandomBrightness, AutoContrast, RandomContrast, Equalization, CLAHE, RandomColorJitter: brightness/contrast
-#   changes (Equalization and AutoContrast remap the tone curve, i.e. change contrast);
+#   RandomBrightness, AutoContrast, RandomContrast, Equalization, ContrastLimitedAdaptiveHistogramEqualization,
+#   RandomColorJitter: brightness/contrast changes (equalization and auto-contrast remap the tone curve);
 #   RandomGaussianBlur, RandomSharpness (its factor < 1 blends towards a blurred copy), RandomZoom (zoom blur's
-#   ingredient): blurs; RandomElasticTransform: elastic; RandomColorDegeneration, RandomSaturation: saturate;
-#   RandAugment and AugMix: they contain brightness and contrast among their ops.
+#   ingredient): blurs; GaussianNoise, GaussianDropout, RandomErasing (fills with Gaussian noise by default):
+#   noise; RandomElasticTransform: elastic; RandomColorDegeneration, RandomSaturation, RandomGrayscale:
+#   saturate; RandAugment and AugMix: they contain brightness and contrast among their ops.
 FORBIDDEN_LAYER_TYPES = (
     "RandomBrightness",
     "AutoContrast",
     "RandomContrast",
     "Equalization",
-    "CLAHE",
+    "ContrastLimitedAdaptiveHistogramEqualization",
     "RandomColorJitter",
     "RandomGaussianBlur",
     "RandomSharpness",
     "RandomZoom",
+    "GaussianNoise",
+    "GaussianDropout",
+    "RandomErasing",
     "RandomElasticTransform",
     "RandomColorDegeneration",
     "RandomSaturation",
+    "RandomGrayscale",
     "RandAugment",
     "AugMix",
 )
