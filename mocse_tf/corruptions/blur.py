@@ -69,47 +69,75 @@ def zoom_factors(severity):
     return np.arange(1, ZOOM_ENDS[severity - 1], 0.01)
 
 
-def clipped_zoom_matrix(size, factor):
-    """[size, size] float64 matrix M with (M @ column) = the generator's `clipped_zoom` along one axis.
+def clipped_zoom_taps(size, factor):
+    """Linear-interpolation taps of the generator's `clipped_zoom` along one axis: (first, w_first, second,
+    w_second), each [size], so that output[k] = input[first[k]] * w_first[k] + input[second[k]] * w_second[k].
 
-    Centre crop of ceil(size / factor) samples, SciPy `zoom(order=1)` to round(crop * factor) samples
-    (sample k at input coordinate k * (crop - 1) / (zoomed - 1)), keep `size` samples from (zoomed - size) // 2.
+    Centre crop of ceil(size / factor) samples at (size - crop) // 2, SciPy `zoom(order=1)` to
+    round(crop * factor) samples (sample k sits at input coordinate k * (crop - 1) / (zoomed - 1)), keep `size`
+    samples from (zoomed - size) // 2.
     """
     crop = int(np.ceil(size / factor))
     top = (size - crop) // 2
     zoomed = int(round(crop * factor))
     step = (crop - 1) / (zoomed - 1) if zoomed != 1 else 1.0
     trim = (zoomed - size) // 2
-    matrix = np.zeros((size, size), np.float64)
-    for row, k in enumerate(range(trim, trim + size)):
-        coord = k * step
-        start = math.floor(coord)
-        frac = coord - start
-        matrix[row, top + min(start, crop - 1)] += 1.0 - frac
-        if frac != 0.0:
-            matrix[row, top + min(start + 1, crop - 1)] += frac
-    return matrix
+    coords = np.arange(trim, trim + size) * step
+    starts = np.floor(coords).astype(np.int64)
+    fracs = coords - starts
+    first = top + np.minimum(starts, crop - 1)
+    second = top + np.minimum(starts + 1, crop - 1)
+    return first, 1.0 - fracs, second, fracs
+
+
+def _zoom_gather_plan(factor):
+    """Flat source indices [4096] and row / column weights [4096, 1] of one clipped zoom of a 32x32 image,
+    as four 1024-pixel blocks (top-left, top-right, bottom-left, bottom-right taps) in SciPy's summation order.
+    The row weights are negated so that the sum is minus the zoom (see `zoom_blur`)."""
+    size = common.IMAGE_SIZE
+    first, w_first, second, w_second = clipped_zoom_taps(size, factor)
+    rows, row_weights = (first, second), (w_first, w_second)
+    indices, weights_r, weights_c = [], [], []
+    for a in (0, 1):
+        for b in (0, 1):
+            indices.append((rows[a][:, None] * size + rows[b][None, :]).reshape(-1))
+            weights_r.append(np.repeat(-row_weights[a], size))
+            weights_c.append(np.tile(row_weights[b], size))
+    return np.concatenate(indices).astype(np.int32), np.concatenate(weights_r)[:, None], np.concatenate(weights_c)[:, None]
+
+
+def _zoom_blur_chunk(images, severity):
+    """zoom_blur of one chunk of images; see `zoom_blur`."""
+    factors = zoom_factors(severity)
+    size, channels = common.IMAGE_SIZE, common.CHANNELS
+    batch = tf.shape(images)[0]
+    x = common.to_unit_float(images, tf.float32)
+    # Pixel-major layout [1024, B * 3]: every gather below moves whole contiguous rows.
+    pixels = tf.reshape(tf.transpose(tf.reshape(x, tf.stack([batch, size * size, channels])), [1, 0, 2]), [size * size, -1])
+    pixels64 = tf.cast(pixels, tf.float64)
+    total = pixels  # the factor 1.00 term is x itself (its crop and zoom are the identity)
+    for factor in factors[1:]:
+        indices, weights_r, weights_c = _zoom_gather_plan(factor)
+        taps = (tf.gather(pixels64, indices, axis=0) * weights_r) * weights_c
+        zoomed = ((taps[:1024] + taps[1024:2048]) + taps[2048:3072]) + taps[3072:]
+        # total + zoom, written as total - (-zoom): Grappler folds chains of Add into AddN, whose summation
+        # order differs from the generator's `out += ...`; it leaves Sub alone.
+        total = total - tf.cast(zoomed, tf.float32)
+    blurred = common.divide(pixels + total, float(len(factors) + 1))
+    blurred = tf.transpose(tf.reshape(blurred, tf.stack([size * size, batch, channels])), [1, 0, 2])
+    return common.from_unit_float(tf.reshape(blurred, tf.shape(images)))
 
 
 def zoom_blur(images, severity, seed=None):
     """(x + sum of clipped zooms of x) / (number of factors + 1), in float32 like the generator.
 
-    Each zoom is computed in float64 (SciPy interpolates in double) and rounded to float32; the zooms are then
-    added one by one in float32 in the generator's order, because that rounding decides the final truncation
-    in flat regions.
+    Bit-identical to the generator's SciPy computation: each zoom is interpolated in float64 with SciPy's
+    operations in SciPy's order (((v * w_row) * w_col) summed over the 4 taps), rounded to float32, and the
+    zooms are added one by one in float32 in the generator's order, because that rounding decides the final
+    truncation in flat regions.
     """
     del seed  # deterministic
-    factors = zoom_factors(severity)
-    size = common.IMAGE_SIZE
-    matrices = tf.constant(np.stack([clipped_zoom_matrix(size, z) for z in factors]))  # [Z, 32, 32]
-    x = common.to_unit_float(images, tf.float32)
-    x64 = tf.cast(x, tf.float64)
-    zoomed = tf.einsum("zij,bjkc->zbikc", matrices, x64)
-    zoomed = tf.cast(tf.einsum("zbikc,zlk->zbilc", zoomed, matrices), tf.float32)
-    total = tf.zeros_like(x)
-    for index in range(len(factors)):
-        total = total + zoomed[index]
-    return common.from_unit_float((x + total) / float(len(factors) + 1))
+    return common.map_in_chunks(lambda chunk: _zoom_blur_chunk(chunk, severity), images)
 
 
 # --- frosted glass blur -------------------------------------------------------------------------------------

@@ -38,9 +38,20 @@ def validate_images(images):
     return images
 
 
+def divide(x, denominator):
+    """x / denominator, correctly rounded, also inside `tf.function`.
+
+    Grappler rewrites a division by a constant into a multiplication by its rounded reciprocal, which differs
+    from NumPy's division in the last bit and then moves values across the generator's truncation boundaries
+    (k / 255 * 255 is no longer k). DivNoNan is left alone and equals x / denominator for a non-zero one.
+    """
+    x = tf.convert_to_tensor(x)
+    return tf.math.divide_no_nan(x, tf.cast(denominator, x.dtype))
+
+
 def to_unit_float(images, dtype=tf.float32):
     """uint8 pixels -> floats in [0, 1] (x / 255), float32 unless `dtype` says otherwise (e.g. tf.float64)."""
-    return tf.cast(images, dtype) / tf.constant(255.0, dtype)
+    return divide(tf.cast(images, dtype), 255.0)
 
 
 def from_pixel_float(x):
@@ -57,6 +68,28 @@ def from_unit_float(x):
     """
     x = tf.clip_by_value(x, tf.constant(0.0, x.dtype), tf.constant(1.0, x.dtype))
     return tf.cast(tf.floor(x * tf.constant(255.0, x.dtype)), tf.uint8)
+
+
+def map_in_chunks(function, images, chunk_size=128):
+    """function(images) for a uint8 batch [B, 32, 32, 3], run on chunks of at most `chunk_size` images.
+
+    For deterministic corruptions whose intermediate tensors outgrow the CPU caches on large batches; the
+    result is the same as one call on the whole batch.
+    """
+    batch = tf.shape(images)[0]
+    shape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS]
+
+    def chunked():
+        chunks = (batch + chunk_size - 1) // chunk_size
+        padded = tf.pad(images, [[0, chunks * chunk_size - batch], [0, 0], [0, 0], [0, 0]])
+        stacked = tf.reshape(padded, tf.concat([[chunks, chunk_size], shape], 0))
+        spec = tf.TensorSpec([chunk_size] + shape, images.dtype)
+        out = tf.map_fn(function, stacked, fn_output_signature=spec, parallel_iterations=1)
+        return tf.reshape(out, [-1] + shape)[:batch]
+
+    if images.shape[0] is not None:  # static batch size: choose now
+        return function(images) if images.shape[0] <= chunk_size else chunked()
+    return tf.cond(batch <= chunk_size, lambda: function(images), chunked)
 
 
 def as_seed(seed):

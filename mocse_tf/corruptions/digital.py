@@ -31,7 +31,7 @@ def rgb_to_hsv(rgb):
     hue = (green - blue) / safe_delta
     hue = tf.where(tf.equal(green, value), 2.0 + (blue - red) / safe_delta, hue)
     hue = tf.where(tf.equal(blue, value), 4.0 + (red - green) / safe_delta, hue)
-    hue = tf.math.floormod(hue / 6.0, 1.0)  # NumPy's % on floats is a floor modulo
+    hue = tf.math.floormod(common.divide(hue, 6.0), 1.0)  # NumPy's % on floats is a floor modulo
     hue = tf.where(grey, tf.zeros_like(hue), hue)
     return hue, saturation, value
 
