@@ -112,12 +112,46 @@ def map_coordinates_bilinear(images, row_shift, col_shift):
     row_floor, col_floor = tf.cast(row_floor, tf.int32), tf.cast(col_floor, tf.int32)
     r0, r1 = _reflect(row_floor, height), _reflect(row_floor + 1, height)
     c0, c1 = _reflect(col_floor, width), _reflect(col_floor + 1, width)
-    values = tf.cast(images, tf.float64)
-    out = _gather_pixels(values, r0, c0) * ((1.0 - fy) * (1.0 - fx))
-    out = out + _gather_pixels(values, r0, c1) * ((1.0 - fy) * fx)
-    out = out + _gather_pixels(values, r1, c0) * (fy * (1.0 - fx))
-    out = out + _gather_pixels(values, r1, c1) * (fy * fx)
+
+    def corner(rows, cols):
+        return tf.cast(_gather_pixels(images, rows, cols), tf.float64)
+
+    out = corner(r0, c0) * ((1.0 - fy) * (1.0 - fx))
+    out = out + corner(r0, c1) * ((1.0 - fy) * fx)
+    out = out + corner(r1, c0) * (fy * (1.0 - fx))
+    out = out + corner(r1, c1) * (fy * fx)
     return tf.cast(out, tf.float32)
+
+
+def gaussian_matrix(size, sigma, mode, truncate=4.0):
+    """[size, size] float64 G with G @ v == scipy.ndimage.gaussian_filter1d(v, sigma, mode=mode, truncate=truncate).
+
+    Smoothing a 32x32 field as G @ f @ G.T is two tiny matmuls instead of dozens of shifted adds; it agrees
+    with SciPy's filter to float64 rounding (SciPy sums the taps in another order). Spatter uses it too.
+    """
+    weights = filters.gaussian_kernel_1d(sigma, truncate)
+    radius = len(weights) // 2
+    source = filters.border_indices(size, radius, radius, mode)
+    matrix = np.zeros((size, size), np.float64)
+    for row in range(size):
+        np.add.at(matrix[row], source[row:row + 2 * radius + 1], weights)
+    return matrix
+
+
+def smooth_fields(fields, sigma, mode, truncate=4.0):
+    """Gaussian filter of [B, H, W] fields along both axes (rows, then columns), like scikit-image `gaussian`.
+
+    float64 fields are filtered in float64; float32 fields are rounded to float32 after each axis, as SciPy
+    does when it writes each pass into a float32 output.
+    """
+    height, width = fields.shape[1], fields.shape[2]
+    rows = tf.constant(gaussian_matrix(height, sigma, mode, truncate))
+    cols = tf.constant(gaussian_matrix(width, sigma, mode, truncate))
+    dtype = fields.dtype
+    out = tf.einsum("ik,bkj->bij", rows, tf.cast(fields, tf.float64))
+    out = tf.cast(tf.cast(out, dtype), tf.float64)
+    out = tf.einsum("bik,jk->bij", out, cols)
+    return tf.cast(out, dtype)
 
 
 def elastic_from_fields(images, severity, jitter, field_x, field_y):
@@ -132,8 +166,7 @@ def elastic_from_fields(images, severity, jitter, field_x, field_y):
     x = warp_affine(x, inverse_affine(destination))
     if alpha > 0:
         def displacement(field):
-            smooth = filters.gaussian_filter(tf.cast(field, tf.float64)[..., None], sigma, "reflect", 3.0)
-            return tf.cast(smooth[..., 0] * alpha, tf.float32)
+            return tf.cast(smooth_fields(tf.cast(field, tf.float64), sigma, "reflect", 3.0) * alpha, tf.float32)
 
         x = map_coordinates_bilinear(x, displacement(field_y), displacement(field_x))
     return common.from_unit_float(x)

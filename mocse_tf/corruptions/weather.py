@@ -13,7 +13,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from mocse_tf.corruptions import common, filters, motion
+from mocse_tf.corruptions import common, elastic, motion
 from mocse_tf.errors import UsageError
 
 SIZE = common.IMAGE_SIZE
@@ -62,7 +62,7 @@ def snow_from_fields(images, severity, normal_field, angles):
     layer = tf.cast(normal_field, tf.float64) * std + mean
     if zoom != 1:
         zoom_matrix = tf.constant(clipped_zoom_matrix(zoom))
-        layer = tf.einsum("ij,bjk,lk->bil", zoom_matrix, layer, zoom_matrix)
+        layer = tf.einsum("bik,jk->bij", tf.einsum("ik,bkj->bij", zoom_matrix, layer), zoom_matrix)
     layer = tf.where(layer < threshold, tf.zeros_like(layer), layer)
     # The layer goes through a grayscale PNG: clip, *255, truncate.
     layer_uint8 = tf.cast(tf.floor(tf.clip_by_value(layer, 0.0, 1.0) * 255.0), tf.uint8)[..., None]
@@ -70,10 +70,10 @@ def snow_from_fields(images, severity, normal_field, angles):
     snow_layer = tf.cast(blurred, tf.float64) / 255.0
 
     x = common.to_unit_float(images)  # float32, like the generator
-    gray = (x[..., 0:1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114)  # OpenCV RGB2GRAY
+    gray = x[..., 0:1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114  # OpenCV RGB2GRAY
     x = blend * x + (1.0 - blend) * tf.maximum(x, gray * 1.5 + 0.5)
-    out = tf.cast(x, tf.float64) + snow_layer + tf.reverse(snow_layer, axis=[1, 2])
-    return common.from_unit_float(out)
+    # The layer is added twice: as it is and turned by 180 degrees.
+    return common.from_unit_float(tf.cast(x, tf.float64) + snow_layer + tf.reverse(snow_layer, axis=[1, 2]))
 
 
 def snow(images, severity, seed):
@@ -233,27 +233,51 @@ MUD_COLOUR = (63.0, 42.0, 20.0)  # brown, RGB
 EMBOSS_KERNEL = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
 
 
-def _pad_const(x, pad, value):
-    """Pads the two spatial axes of [B, H, W] by `pad` with a constant."""
-    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad]], constant_values=value)
+def _pad(x, pad, mode):
+    """Pads the two spatial axes of [B, H, W]: tf.pad modes (REFLECT is OpenCV's reflect-101, SYMMETRIC with
+    pad 1 replicates the edge) or a constant value when `mode` is a number."""
+    paddings = [[0, 0], [pad, pad], [pad, pad]]
+    if isinstance(mode, str):
+        return tf.pad(x, paddings, mode=mode)
+    return tf.pad(x, paddings, constant_values=mode)
+
+
+def _correlate_3x3(x, kernel, mode):
+    """3x3 correlation of [B, H, W] (anchor at the centre, like OpenCV filter2D), borders as in `_pad`."""
+    height, width = x.shape[1], x.shape[2]
+    padded = _pad(x, 1, mode)
+    out = None
+    for row in range(3):
+        for col in range(3):
+            weight = kernel[row][col]
+            if weight == 0:
+                continue
+            term = padded[:, row:row + height, col:col + width]
+            term = term if weight == 1 else term * tf.constant(weight, x.dtype)
+            out = term if out is None else out + term
+    return out
+
+
+def _box_sum_3x3(x):
+    """3x3 sums of [B, H, W] with OpenCV's default border (reflect-101), in x's dtype."""
+    return _correlate_3x3(x, np.ones((3, 3)), "REFLECT")
 
 
 def canny(gray, low=50, high=150):
-    """OpenCV `Canny(gray, low, high)` (aperture 3, L1 gradient) on [B, H, W] uint8-valued floats -> bool edges.
+    """OpenCV `Canny(gray, low, high)` (aperture 3, L1 gradient) on [B, H, W] int32 (0..255) -> bool edges.
 
     Sobel with replicated borders; magnitude |dx| + |dy|; OpenCV's non-maximum suppression (fixed-point
     tan 22.5 sectors, its > / >= tie rules, zero magnitude outside the image); hysteresis: candidates
     (> low, not suppressed) 8-connected to a strong pixel (> high), grown by repeated 3x3 dilation.
     """
-    x = gray[..., None]
-    sobel_x = filters.filter_2d(x, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "nearest")[..., 0]
-    sobel_y = filters.filter_2d(x, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "nearest")[..., 0]
-    dx, dy = tf.cast(sobel_x, tf.int32), tf.cast(sobel_y, tf.int32)
+    dx = _correlate_3x3(gray, ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)), "SYMMETRIC")
+    dy = _correlate_3x3(gray, ((-1, -2, -1), (0, 0, 0), (1, 2, 1)), "SYMMETRIC")
     magnitude = tf.abs(dx) + tf.abs(dy)
-    padded = _pad_const(magnitude, 1, 0)
+    height, width = gray.shape[1], gray.shape[2]
+    padded = _pad(magnitude, 1, 0)
 
     def neighbour(row, col):  # magnitude at (i + row, j + col), zero outside
-        return padded[:, 1 + row:padded.shape[1] - 1 + row, 1 + col:padded.shape[2] - 1 + col]
+        return padded[:, 1 + row:1 + row + height, 1 + col:1 + col + width]
 
     shift = 15
     tg22 = int(0.4142135623730950488016887242097 * (1 << shift) + 0.5)
@@ -270,83 +294,86 @@ def canny(gray, low=50, high=150):
         (magnitude > neighbour(-1, -1)) & (magnitude > neighbour(1, 1)),
     )
     is_max = tf.where(scaled_y < tg22x, horizontal, tf.where(scaled_y > tg67x, vertical, diagonal))
-    candidates = is_max & (magnitude > low)
-    strong = candidates & (magnitude > high)
-
-    candidates_f = tf.cast(candidates, tf.float32)[..., None]
+    candidates = tf.cast(is_max & (magnitude > low), tf.float32)[..., None]
+    strong = candidates * tf.cast(magnitude > high, tf.float32)[..., None]
 
     def grow(edges, _):
-        dilated = tf.nn.max_pool2d(edges, 3, 1, "SAME")
-        grown = dilated * candidates_f
+        grown = tf.nn.max_pool2d(edges, 3, 1, "SAME") * candidates
         return grown, tf.reduce_any(grown > edges)
 
     edges, _ = tf.while_loop(
-        lambda edges, changed: changed,
-        grow,
-        (tf.cast(strong, tf.float32)[..., None], tf.constant(True)),
-        maximum_iterations=gray.shape[1] * gray.shape[2],
+        lambda edges, changed: changed, grow, (strong, tf.constant(True)), maximum_iterations=height * width
     )
     return edges[..., 0] > 0
 
 
-# OpenCV distanceTransform(DIST_L2, 5): a 5x5 chamfer with weights 1, 1.4, 2.1969 in 16-bit fixed point.
-_DIST_SHIFT = 16
-_HV_DIST = float(round(np.float32(1.0) * (1 << _DIST_SHIFT)))
-_DIAG_DIST = float(round(np.float32(1.4) * (1 << _DIST_SHIFT)))
-_LONG_DIST = float(round(np.float32(2.1969) * (1 << _DIST_SHIFT)))
+# OpenCV distanceTransform(DIST_L2, 5) mask: axis, diagonal and knight-move costs (float32, as IPP uses them).
+_AXIS_COST, _DIAGONAL_COST, _KNIGHT_COST = 1.0, float(np.float32(1.4)), float(np.float32(2.1969))
+_FAR = 1.0e4  # "no zero pixel within reach"; everything above `truncate` ends up as `truncate` anyway
+
+
+def _raster_pass(seed_rows, zero_rows):
+    """One raster pass (top to bottom, left to right) of the 5x5 chamfer over rows [B, W] each.
+
+    Each row first takes its candidates from the two rows above (knight, diagonal and axis moves, one float
+    add each, like OpenCV), then the left-to-right scan t[j] = min(t[j], t[j-1] + 1), done by doubling.
+    """
+    width = seed_rows[0].shape[1]
+    batch = tf.shape(seed_rows[0])[0]
+    far_row = tf.fill(tf.stack([batch, width + 4]), _FAR)
+    far_cols = {s: tf.fill(tf.stack([batch, s]), _FAR) for s in (1, 2, 4, 8, 16) if s < width}
+    above2, above1 = far_row, far_row  # rows padded by 2 columns of _FAR on each side
+    out = []
+    for seed, zero in zip(seed_rows, zero_rows):
+        knight = tf.minimum(tf.minimum(above2[:, 1:width + 1], above2[:, 3:width + 3]),
+                            tf.minimum(above1[:, 0:width], above1[:, 4:width + 4]))
+        diagonal = tf.minimum(above1[:, 1:width + 1], above1[:, 3:width + 3])
+        row = tf.minimum(tf.minimum(knight + _KNIGHT_COST, diagonal + _DIAGONAL_COST),
+                         above1[:, 2:width + 2] + _AXIS_COST)
+        row = tf.minimum(row, seed)
+        if zero is not None:
+            row = tf.where(zero, tf.zeros_like(row), row)
+        step = 1
+        while step < width:
+            shifted = tf.concat([far_cols[step], row[:, :-step]], axis=1)
+            row = tf.minimum(row, shifted + step * _AXIS_COST)
+            step *= 2
+        out.append(row)
+        above2, above1 = above1, tf.concat([far_row[:, :2], row, far_row[:, :2]], axis=1)
+    return out
 
 
 def chamfer_distance(zeros, truncate):
     """OpenCV `distanceTransform(src, DIST_L2, 5)` then `threshold(..., truncate, THRESH_TRUNC)`.
 
-    zeros: bool [B, H, W], True where src == 0. The chamfer distance is the cheapest path of axis (1),
-    diagonal (1.4) and knight (2.1969) moves; in each octant an optimal path uses three move types that can
-    be taken in any order without leaving the image, so it equals a sequence of 1-D min-plus erosions along
-    the eight move directions, each done by doubling (exact for every distance up to `truncate`).
-    Fixed-point values stay integers below 2**24, so float32 is exact.
+    zeros: bool [B, H, W], True where src == 0. OpenCV's two raster passes (forward, then backward over the
+    image turned by 180 degrees, which maps the backward mask onto the forward one), vectorised over the
+    batch and the columns; the in-row scan is done by doubling, so a float32 sum can differ from OpenCV's
+    sequential one in its last bit (see the tests for how often the final image changes: never so far).
     """
-    cap = float((truncate + 1) * (1 << _DIST_SHIFT))
-    distance = tf.where(zeros, tf.zeros_like(zeros, tf.float32), tf.fill(tf.shape(zeros), cap))
-    moves = (
-        ((0, 1), _HV_DIST), ((1, 0), _HV_DIST), ((1, 1), _DIAG_DIST), ((1, -1), _DIAG_DIST),
-        ((1, 2), _LONG_DIST), ((1, -2), _LONG_DIST), ((2, 1), _LONG_DIST), ((2, -1), _LONG_DIST),
-    )
-    for (move_y, move_x), cost in moves:
-        max_steps = int(truncate * (1 << _DIST_SHIFT) // cost)
-        step = 1
-        while step <= max_steps:
-            pad = 2 * step  # the largest shift is 2 * step along one axis
-            padded = _pad_const(distance, pad, cap)
-            height, width = distance.shape[1], distance.shape[2]
-
-            def shifted(sign, padded=padded, pad=pad, step=step, height=height, width=width):
-                row, col = pad + sign * step * move_y, pad + sign * step * move_x
-                return padded[:, row:row + height, col:col + width]
-
-            nearest = tf.minimum(shifted(1), shifted(-1)) + step * cost
-            distance = tf.minimum(distance, tf.minimum(nearest, cap))
-            step *= 2
-    return tf.minimum(distance * (1.0 / (1 << _DIST_SHIFT)), float(truncate))
-
-
-def _box_sum_3x3(x):
-    """3x3 sums of [B, H, W] with OpenCV's default border (reflect-101), in x's dtype."""
-    return filters.filter_2d(x[..., None], np.ones((3, 3)), "mirror")[..., 0]
+    seeds = tf.where(zeros, tf.zeros_like(zeros, tf.float32), tf.fill(tf.shape(zeros), _FAR))
+    forward = _raster_pass(tf.unstack(seeds, axis=1), tf.unstack(zeros, axis=1))
+    turned = tf.reverse(tf.stack(forward, axis=1), axis=[1, 2])
+    backward = _raster_pass(tf.unstack(turned, axis=1), [None] * len(forward))
+    distance = tf.reverse(tf.stack(backward, axis=1), axis=[1, 2])
+    return tf.minimum(distance, float(truncate))
 
 
 def equalize_hist(values, levels):
-    """OpenCV `equalizeHist` on [B, H, W] int32 images whose values lie in [0, levels)."""
-    counts = tf.reduce_sum(tf.one_hot(tf.reshape(values, [tf.shape(values)[0], -1]), levels, dtype=tf.int32),
-                           axis=1)  # [B, levels]
+    """OpenCV `equalizeHist` on [B, H, W] int32 images whose values lie in [0, levels); float32 out."""
+    batch = tf.shape(values)[0]
     total = values.shape[1] * values.shape[2]
+    flat = tf.reshape(values, tf.stack([batch, total])) + tf.range(batch)[:, None] * levels
+    counts = tf.reshape(tf.math.bincount(flat, minlength=batch * levels, maxlength=batch * levels),
+                        tf.stack([batch, levels]))
     cumulative = tf.cumsum(counts, axis=1)
     first = tf.argmax(counts > 0, axis=1, output_type=tf.int32)
     first_count = tf.gather(counts, first, batch_dims=1)
+    # lut[i] = round(sum of counts in (first, i] * 255 / (total - count[first])), float32 like OpenCV.
     scale = 255.0 / tf.cast(tf.maximum(total - first_count, 1), tf.float32)
     lut = tf.round(tf.cast(cumulative - first_count[:, None], tf.float32) * scale[:, None])
-    lut = tf.clip_by_value(lut, 0.0, 255.0)
-    equalised = tf.gather(lut, values, batch_dims=1)
-    # A constant image stays as it is (OpenCV sets it to its single value).
+    equalised = tf.gather(tf.clip_by_value(lut, 0.0, 255.0), values, batch_dims=1)
+    # A constant image keeps its value (OpenCV sets it to that value).
     constant = (first_count == total)[:, None, None]
     return tf.where(constant, tf.cast(values, tf.float32), equalised)
 
@@ -355,14 +382,12 @@ def water_mask(liquid, intensity):
     """The water branch's m (before the colour): float32 [B, 32, 32] from the thresholded liquid layer."""
     # astype(np.uint8) on floats >= 256 wraps modulo 256 (the liquid can exceed 1.0 at severity 3).
     liquid_uint8 = tf.math.floormod(tf.floor(liquid * 255.0), 256.0)
-    edges = canny(tf.cast(liquid_uint8, tf.float32))
+    edges = canny(tf.cast(liquid_uint8, tf.int32))
     distance = chamfer_distance(edges, truncate=20)
     # cv2.blur on float32: 3x3 sum in double times 1/9, stored as float32; astype(uint8) truncates.
     blurred = tf.cast(_box_sum_3x3(tf.cast(distance, tf.float64)) * (1.0 / 9.0), tf.float32)
-    distance_uint8 = tf.cast(tf.floor(blurred), tf.int32)
-    equalised = equalize_hist(distance_uint8, levels=21)
-    embossed = filters.filter_2d(equalised[..., None], np.array(EMBOSS_KERNEL), "mirror")[..., 0]
-    embossed = tf.clip_by_value(embossed, 0.0, 255.0)  # integers already; CV_8U saturates
+    equalised = equalize_hist(tf.cast(tf.floor(blurred), tf.int32), levels=21)
+    embossed = tf.clip_by_value(_correlate_3x3(equalised, EMBOSS_KERNEL, "REFLECT"), 0.0, 255.0)  # CV_8U
     # cv2.blur on uint8 rounds the 3x3 mean to the nearest integer.
     smoothed = tf.floor(_box_sum_3x3(embossed) / 9.0 + 0.5)
     mask = tf.cast(liquid_uint8, tf.float32) * smoothed
@@ -376,14 +401,13 @@ def spatter_from_field(images, severity, normal_field):
     mean, std, blur_sigma, threshold, intensity, mud = SPATTER_PARAMS[severity - 1]
     x = common.to_unit_float(images)  # float32 like the generator
     liquid = tf.cast(normal_field, tf.float64) * std + mean
-    liquid = filters.gaussian_filter(liquid[..., None], blur_sigma, "nearest")[..., 0]
+    liquid = elastic.smooth_fields(liquid, blur_sigma, "nearest")
     liquid = tf.where(liquid < threshold, tf.zeros_like(liquid), liquid)
     if not mud:
         mask = water_mask(liquid, intensity)[..., None]
         colour = tf.constant(np.array(WATER_COLOUR) / 255.0, tf.float32)
         return common.from_unit_float(x + mask * colour)
-    mask = tf.cast(liquid > threshold, tf.float32)[..., None]
-    mask = filters.gaussian_filter(mask, intensity, "nearest")
+    mask = elastic.smooth_fields(tf.cast(liquid > threshold, tf.float32), intensity, "nearest")[..., None]
     mask = tf.where(mask < 0.8, tf.zeros_like(mask), mask)
     colour = tf.constant(np.array(MUD_COLOUR) / 255.0, tf.float32)
     return common.from_unit_float(x * (1.0 - mask) + colour * mask)
