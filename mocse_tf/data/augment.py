@@ -139,10 +139,10 @@ class BatchAugmenter:
         for index, op in enumerate(ops):
             if op is tf.identity:
                 continue
-            # Each op runs once on the whole batch (vectorised) and only the images that drew it keep the
-            # result: per-image op choice (keras.layers.RandAugment draws one op per batch) at a cost of one
-            # pass per op, not NUM_OPS passes.
-            pixels = tf.where(chosen[:, index, None, None, None], op(pixels), pixels)
+            # Each op runs once, vectorised, on just the images that drew it: a per-image op choice
+            # (keras.layers.RandAugment draws one op per batch) for the work of NUM_OPS ops per image.
+            drew = tf.where(chosen[:, index])  # [M, 1] image indices
+            pixels = tf.tensor_scatter_nd_update(pixels, drew, op(tf.gather_nd(pixels, drew)))
         return tf.saturate_cast(tf.round(pixels), tf.uint8)
 
 

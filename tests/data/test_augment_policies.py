@@ -103,3 +103,19 @@ def test_augmented_policy_output_is_uint8_and_keeps_images_recognisable():
     assert results.dtype == np.uint8 and results.shape == (64, 32, 32, 3)
     assert len({result.tobytes() for result in results}) == 64  # every image augmented differently
     assert (results == 0).all(-1).sum((1, 2)).min() >= 64  # every image has its cutout square (>= 8x8)
+
+
+def test_each_image_draws_two_different_ops_uniformly():
+    # Ops that each add their own power of two make the set of ops an image received readable from its pixels.
+    augmenter = augment.BatchAugmenter("augmented")
+    augmenter.randaugment_ops = {"identity": tf.identity}
+    augmenter.randaugment_ops.update({f"add_{2 ** k}": (lambda x, k=k: x + 2.0 ** k) for k in range(5)})
+    codes = augmenter._randaugment(tf.zeros([3000, 32, 32, 3], tf.uint8), _seed(4)).numpy()
+    assert (codes == codes[:, :1, :1, :1]).all()  # the same ops for every pixel of an image
+    codes = codes[:, 0, 0, 0].astype(np.int64)
+    op_counts = np.array([[(code >> k) & 1 for k in range(5)] for code in codes]).sum(1)
+    # Two distinct ops out of six: one of them is identity with probability 2/6.
+    assert set(op_counts) == {1, 2}
+    assert abs(np.mean(op_counts == 1) - 1 / 3) < 0.04
+    for k in range(5):
+        assert abs(np.mean((codes >> k) & 1) - 1 / 3) < 0.04  # every op drawn by a third of the images

@@ -84,6 +84,7 @@ def test_augmentation_is_deterministic_by_seed_and_new_each_epoch(arrays, policy
         (dict(batch_size=0), "batch size must be a positive integer, got 0"),
         (dict(batch_size=2.5), "batch size must be a positive integer, got 2.5"),
         (dict(augment="mixup"), "unknown augmentation policy 'mixup'"),
+        (dict(seed=-1), "seed must be a non-negative integer, got -1"),
         (dict(batch_size=8), "4 training images cannot fill one batch of 8"),
     ],
 )
