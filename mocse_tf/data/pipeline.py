@@ -16,7 +16,8 @@ def make_pipeline(images, labels, batch_size, *, training, augment="standard", s
 
     training=True: shuffle (seeded, a different order each epoch), batch (dropping the last partial batch
     unless drop_remainder=False), augment with policy `augment`, prefetch. training=False: batch in order, no
-    augmentation, keep the last partial batch. The same arguments always give the same batches, epoch by epoch.
+    augmentation, keep the last partial batch. cache: keep the un-augmented examples in memory after the first
+    pass. The same arguments always give the same batches, epoch by epoch.
     """
     images, labels = _checked_arrays(images, labels)
     augment_lib.check_policy(augment)
@@ -46,7 +47,11 @@ def make_pipeline(images, labels, batch_size, *, training, augment="standard", s
         # One stateless seed per batch, new each epoch yet fixed by `seed`.
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds)
-        augment_batch = lambda batch, batch_seed: (augmenter(batch[0], batch_seed), batch[1])  # noqa: E731
+
+        def augment_batch(batch, batch_seed):
+            images, labels = batch
+            return augmenter(images, batch_seed), labels
+
         if augmenter.keras_layers:
             # Keras layers hold random state: batches must pass through them one at a time, in order.
             dataset = dataset.map(augment_batch)
