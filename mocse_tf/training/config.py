@@ -47,7 +47,8 @@ class TrainConfig:
     verbose: int = 1
 
     # Fields that only change where or how loudly a run reports; a rerun may change them freely.
-    COSMETIC = ("verbose", "export_dir", "output_dir", "run_name", "data_dir", "local_dir")
+    COSMETIC = ("verbose", "export_dir", "output_dir", "run_name", "data_dir", "local_dir",
+                "strategy")  # global batch semantics: a run may resume on another number of devices
 
     def resolved(self):
         """A copy with run_name and output_dir filled in from the other fields when empty."""
@@ -67,11 +68,12 @@ class TrainConfig:
         """Raises UsageError naming the first bad value and the fix."""
         from mocse_tf.data import AUGMENT_POLICIES, DATASETS
         from mocse_tf.models import AGGREGATORS, ARCHS
+        from mocse_tf.training.distribute import STRATEGIES
         from mocse_tf.training.schedules import LR_SCHEDULES
 
         choices = {
             "arch": ARCHS, "dataset": DATASETS, "augment": AUGMENT_POLICIES, "aggregate": tuple(AGGREGATORS),
-            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ADVERSARIAL_MODES,
+            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ADVERSARIAL_MODES, "strategy": STRATEGIES,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)

@@ -41,6 +41,9 @@ _FLAGS = (
     ("adv_step_size", "float", "PGD step size in [0, 1] pixel units (2/255 = 0.00784)."),
     ("adv_steps", "integer", "PGD / TRADES inner steps."),
     ("trades_beta", "float", "TRADES trade-off beta."),
+    ("strategy", "string", "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+                           "(the hosts in TF_CONFIG; run the same command on each) or tpu (Cloud TPU VM or "
+                           "TPU_NAME). --batch_size stays the global batch."),
     ("run_name", "string", "Run name (default: <arch>_<dataset>[_<augment>][_<adv>]); names the export."),
     ("output_dir", "string", "Run folder for checkpoints, logs and history (default: runs/<run_name>); "
                              "rerunning with the same flags resumes it."),

@@ -16,6 +16,7 @@ from mocse_tf import export
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
+from mocse_tf.training import distribute
 from mocse_tf.training.run_state import RunFolder, read_json
 from mocse_tf.training.schedules import make_schedule
 from mocse_tf.training.trainer import RobustTrainer
@@ -70,6 +71,15 @@ def _steps_per_epoch(config, num_train):
 def train(config):
     """Trains (or resumes) the run described by `config`; returns the results dict written to results.json."""
     config = config.resolved().validate()
+    # First: a multi-worker strategy must exist before any other TensorFlow work.
+    strategy = distribute.make_strategy(config.strategy)
+    distribute.check_global_batch(config.batch_size, strategy)
+    resume_dir = RunFolder(config).checkpoint_dir  # every worker resumes from the chief's checkpoints
+    with distribute.worker_outputs(config, strategy) as worker_config:
+        return _train(worker_config, strategy, resume_dir)
+
+
+def _train(config, strategy, resume_dir):
     folder = RunFolder(config)
 
     train_data = load_arrays(config.dataset, "train", data_dir=config.data_dir, local_dir=config.local_dir,
@@ -80,15 +90,17 @@ def train(config):
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = _steps_per_epoch(config, len(train_data.labels))
 
-    trainer = build_trainer(config, train_data.num_classes)
-    optimizer = make_optimizer(config, steps_per_epoch)
-    trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
-    optimizer.build(trainer.network.trainable_variables)
-    epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(network=trainer.network, optimizer=optimizer, epoch=epoch_counter)
-    manager = folder.checkpoint_manager(checkpoint)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    with strategy.scope():  # variables made here are mirrored; Keras' fit then splits each global batch
+        trainer = build_trainer(config, train_data.num_classes)
+        optimizer = make_optimizer(config, steps_per_epoch)
+        trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        optimizer.build(trainer.network.trainable_variables)
+        epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(network=trainer.network, optimizer=optimizer, epoch=epoch_counter)
+        manager = folder.checkpoint_manager(checkpoint)
+        latest = tf.train.latest_checkpoint(resume_dir)
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
     start_epoch = int(epoch_counter.numpy())
     history = folder.history()[:start_epoch]
     if resuming:
