@@ -20,42 +20,44 @@ PIXELATE_SCALES = (0.95, 0.9, 0.85, 0.75, 0.65)
 
 
 def rgb_to_hsv(rgb):
-    """scikit-image `rgb2hsv` on [..., 3] float64 in [0, 1]: same operations, same tie-breaking, same zeros."""
+    """scikit-image `rgb2hsv` on [..., 3] float64 in [0, 1], as three planes (hue, saturation, value).
+
+    The same floating-point operations on every element as scikit-image, with its tie-breaking (a later case
+    overwrites an earlier one: blue max beats green max beats red max) and its zeros for grey pixels.
+    Choosing the numerator before the one division gives the same values as dividing in every case.
+    """
     red, green, blue = tf.unstack(rgb, axis=-1)
-    value = tf.reduce_max(rgb, axis=-1)
-    delta = value - tf.reduce_min(rgb, axis=-1)
+    value = tf.maximum(tf.maximum(red, green), blue)
+    delta = value - tf.minimum(tf.minimum(red, green), blue)
     grey = tf.equal(delta, 0.0)
-    safe_delta = tf.where(grey, tf.ones_like(delta), delta)
-    saturation = tf.where(grey, tf.zeros_like(delta), delta / tf.where(grey, tf.ones_like(value), value))
-    # Later cases overwrite earlier ones in scikit-image: blue max beats green max beats red max.
-    hue = (green - blue) / safe_delta
-    hue = tf.where(tf.equal(green, value), 2.0 + (blue - red) / safe_delta, hue)
-    hue = tf.where(tf.equal(blue, value), 4.0 + (red - green) / safe_delta, hue)
+    ones = tf.ones_like(delta)
+    saturation = tf.where(grey, tf.zeros_like(delta), delta / tf.where(grey, ones, value))
+    blue_max, green_max = tf.equal(blue, value), tf.equal(green, value)
+    numerator = tf.where(blue_max, red - green, tf.where(green_max, blue - red, green - blue))
+    offset = tf.where(blue_max, 4.0 * ones, tf.where(green_max, 2.0 * ones, 0.0 * ones))
+    hue = offset + numerator / tf.where(grey, ones, delta)  # 0 + y == y, so the red case is unchanged
     hue = tf.math.floormod(common.divide(hue, 6.0), 1.0)  # NumPy's % on floats is a floor modulo
     hue = tf.where(grey, tf.zeros_like(hue), hue)
     return hue, saturation, value
 
 
 def hsv_to_rgb(hue, saturation, value):
-    """scikit-image `hsv2rgb`: the sector is floor(6 h) (as uint8) modulo 6."""
-    sector_float = tf.floor(hue * 6.0)
-    frac = hue * 6.0 - sector_float
+    """scikit-image `hsv2rgb` of three planes -> [..., 3]: sector floor(6 h) modulo 6 picks among v, p, q, t."""
+    sector = tf.floor(hue * 6.0)
+    frac = hue * 6.0 - sector
     p = value * (1.0 - saturation)
     q = value * (1.0 - frac * saturation)
     t = value * (1.0 - (1.0 - frac) * saturation)
-    sector = tf.math.floormod(tf.cast(sector_float, tf.int32), 6)
-    choices = tf.stack(
-        [
-            tf.stack([value, t, p], -1),
-            tf.stack([q, value, p], -1),
-            tf.stack([p, value, t], -1),
-            tf.stack([p, q, value], -1),
-            tf.stack([t, p, value], -1),
-            tf.stack([value, p, q], -1),
-        ],
-        axis=-2,
-    )  # [..., 6, 3]
-    return tf.gather(choices, sector[..., None], batch_dims=sector.shape.rank, axis=-2)[..., 0, :]
+    sector = tf.where(tf.equal(sector, 6.0), tf.zeros_like(sector), sector)  # h * 6 may round up to 6
+    s0, s1, s2, s3, s4, s5 = (tf.equal(sector, float(k)) for k in range(6))
+    # Sector:   0  1  2  3  4  5
+    # red:      v  q  p  p  t  v
+    # green:    t  v  v  q  p  p
+    # blue:     p  p  t  v  v  q
+    red = tf.where(s1, q, tf.where(s2 | s3, p, tf.where(s4, t, value)))
+    green = tf.where(s0, t, tf.where(s3, q, tf.where(s4 | s5, p, value)))
+    blue = tf.where(s0 | s1, p, tf.where(s2, t, tf.where(s5, q, value)))
+    return tf.stack([red, green, blue], axis=-1)
 
 
 def brightness(images, severity, seed=None):
@@ -137,14 +139,18 @@ def pillow_box_matrix(in_size, out_size):
 
 def _pillow_pass(pixels, matrix, axis):
     """One 8-bit Pillow resampling pass along `axis` (1 = rows, 2 = columns) of [B, H, W, C] float64 pixels:
-    integer sum + 2^21, arithmetic shift by 22, clip to 0..255. Exact in float64 (sums stay below 2^40)."""
+    integer sum + 2^21, arithmetic shift by 22, clip to 0..255. Exact in float64 (sums stay below 2^31)."""
+    batch = tf.shape(pixels)[0]
+    height, width, channels = pixels.shape[1], pixels.shape[2], pixels.shape[3]
     weights = tf.constant(matrix, tf.float64)
-    if axis == 2:
-        acc = tf.einsum("bhwc,ow->bhoc", pixels, weights)
-    else:
-        acc = tf.einsum("bhwc,oh->bowc", pixels, weights)
-    shifted = tf.floor((acc + float(1 << (_PRECISION_BITS - 1))) / float(1 << _PRECISION_BITS))
-    return tf.clip_by_value(shifted, 0.0, 255.0)
+    if axis == 2:  # [out, W] @ [B * H, W, C]
+        acc = tf.matmul(weights, tf.reshape(pixels, [-1, width, channels]))
+        shape = tf.stack([batch, height, matrix.shape[0], channels])
+    else:  # [out, H] @ [B, H, W * C]
+        acc = tf.matmul(weights, tf.reshape(pixels, [-1, height, width * channels]))
+        shape = tf.stack([batch, matrix.shape[0], width, channels])
+    shifted = tf.floor((acc + float(1 << (_PRECISION_BITS - 1))) * (1.0 / (1 << _PRECISION_BITS)))
+    return tf.reshape(tf.clip_by_value(shifted, 0.0, 255.0), shape)
 
 
 def pillow_box_resize(pixels, out_height, out_width):
