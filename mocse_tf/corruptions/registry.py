@@ -10,14 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from mocse_tf.corruptions import blur, common, digital, noise
+from mocse_tf.corruptions.elastic import elastic_transform
+from mocse_tf.corruptions.motion import motion_blur
+from mocse_tf.corruptions.weather import fog, frost, snow, spatter
 from mocse_tf.errors import UsageError
-
-try:  # Part B (motion blur, weather, elastic) is written in parallel; see the module docstrings there.
-    from mocse_tf.corruptions.elastic import elastic_transform
-    from mocse_tf.corruptions.motion import motion_blur
-    from mocse_tf.corruptions.weather import fog, frost, snow, spatter
-except ImportError:  # pragma: no cover - development only, removed once part B is committed
-    elastic_transform = motion_blur = fog = frost = snow = spatter = None
 
 # The official order, which is also the generator's order of processing.
 ALL = (
@@ -117,11 +113,7 @@ def validate_severity(severity):
 
 def get_corruption(name):
     """The function `fn(images, severity, seed) -> images` of a corruption (uint8 [B, 32, 32, 3] both ways)."""
-    name = canonical_name(name)
-    function = _FUNCTIONS[name]
-    if function is None:  # pragma: no cover - development only
-        raise NotImplementedError(f"corruption {name!r} is not implemented yet")
-    return function
+    return _FUNCTIONS[canonical_name(name)]
 
 
 def apply(images, name, severity, seed=0):
