@@ -40,6 +40,11 @@ def reference_motion_blur(image, radius, sigma, angle):
     return (np.floor(total + 0.5) // 257).astype(np.uint8)
 
 
+def test_parameters_are_the_cifar10c_table():
+    assert motion.MOTION_BLUR_PARAMS == ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))
+    assert motion.MOTION_BLUR_ANGLES == (-45, 45)
+
+
 def test_kernel_is_imagemagicks_one_sided_gaussian():
     weights = motion.motion_kernel_weights(9, 2.5)
     assert len(weights) == 19  # 2 * ceil(radius) + 1 taps, all on one side

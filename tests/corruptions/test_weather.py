@@ -26,6 +26,29 @@ def seeds(*values):
     return tf.constant(values, tf.int64)
 
 
+def test_parameters_are_the_cifar10c_tables():
+    # Written out from the specification, so that a typo in a module's table fails here.
+    assert weather.SNOW_PARAMS == (
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    )
+    assert weather.SNOW_ANGLES == (-135, -45)
+    assert weather.FROST_PARAMS == ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
+    assert weather.FROST_FILES == ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+    assert weather.FOG_PARAMS == ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))
+    assert weather.SPATTER_PARAMS == (
+        (0.62, 0.1, 0.7, 0.7, 0.5, False),
+        (0.65, 0.1, 0.8, 0.7, 0.5, False),
+        (0.65, 0.3, 1, 0.69, 0.5, False),
+        (0.65, 0.1, 0.7, 0.69, 0.6, True),
+        (0.65, 0.1, 0.5, 0.68, 0.6, True),
+    )
+    assert weather.WATER_COLOUR == (175, 238, 238) and weather.MUD_COLOUR == (63, 42, 20)
+
+
 # ------------------------------------------------------------------------------------------------ snow
 
 
