@@ -4,7 +4,7 @@ Each follows the generator's steps, dtypes and evaluation order closely enough t
 reproduce its uint8 output (see tests/corruptions/test_blur.py for the measured agreement).
 """
 
-import math
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -137,7 +137,14 @@ def zoom_blur(images, severity, seed=None):
     truncation in flat regions.
     """
     del seed  # deterministic
-    return common.map_in_chunks(lambda chunk: _zoom_blur_chunk(chunk, severity), images)
+    return common.map_in_chunks(_zoom_blur_chunk_function(severity), images)
+
+
+@functools.lru_cache(maxsize=None)
+def _zoom_blur_chunk_function(severity):
+    """One traced graph per severity, shared by every call (eager calls then run it as a whole too)."""
+    spec = tf.TensorSpec([None, common.IMAGE_SIZE, common.IMAGE_SIZE, common.CHANNELS], tf.uint8)
+    return tf.function(lambda chunk: _zoom_blur_chunk(chunk, severity), input_signature=[spec], autograph=False)
 
 
 # --- frosted glass blur -------------------------------------------------------------------------------------
@@ -163,20 +170,35 @@ def glass_shuffle_sources(shifts):
     return tf.reshape(tf.where(mask, interior, identity), tf.stack([batch, size * size]))
 
 
-def frosted_glass_blur(images, severity, seed):
-    """Gaussian blur, uint8 truncation, local one-way pixel shuffle (shifts in {-1, 0}), Gaussian blur, clip."""
-    sigma, max_shift, iterations = GLASS_PARAMS[severity - 1]
+def glass_blur_shifts(batch, iterations, seed):
+    """The random shifts of every iteration: a list of `iterations` int32 tensors [batch, 30, 30, 2] in {-1, 0}
+    (np.random.randint(-1, 1) excludes its upper bound), [..., 0] = dx, [..., 1] = dy, independent everywhere."""
+    size = common.IMAGE_SIZE
+    shape = tf.stack([batch, size - 2, size - 2, 2])
+    return [
+        tf.random.stateless_uniform(shape, iteration_seed, minval=-1, maxval=1, dtype=tf.int32)
+        for iteration_seed in common.split_seed(seed, iterations)
+    ]
+
+
+def glass_blur_with_shifts(images, severity, shifts):
+    """Gaussian blur, uint8 truncation, the one-way pixel shuffle with the given shifts (one tensor per
+    iteration), Gaussian blur, clip: the deterministic part of `frosted_glass_blur`."""
+    sigma = GLASS_PARAMS[severity - 1][0]
     size = common.IMAGE_SIZE
     x = common.to_unit_float(images, tf.float64)
     pixels = common.from_unit_float(filters.gaussian_filter(x, sigma, mode="nearest"))
     batch = tf.shape(images)[0]
     flat = tf.reshape(pixels, tf.stack([batch, size * size, common.CHANNELS]))
-    for iteration_seed in common.split_seed(seed, iterations):
-        # np.random.randint(-1, 1) draws from {-1, 0}: the upper bound is exclusive.
-        shifts = tf.random.stateless_uniform(
-            tf.stack([batch, size - 2, size - 2, 2]), iteration_seed, minval=-max_shift, maxval=max_shift, dtype=tf.int32
-        )
-        flat = tf.gather(flat, glass_shuffle_sources(shifts), batch_dims=1)
+    for iteration_shifts in shifts:
+        flat = tf.gather(flat, glass_shuffle_sources(iteration_shifts), batch_dims=1)
     shuffled = tf.reshape(flat, tf.shape(images))
     blurred = filters.gaussian_filter(common.to_unit_float(shuffled, tf.float64), sigma, mode="nearest")
     return common.from_unit_float(blurred)
+
+
+def frosted_glass_blur(images, severity, seed):
+    """Gaussian blur, uint8 truncation, local one-way pixel shuffle (shifts in {-1, 0}), Gaussian blur, clip."""
+    iterations = GLASS_PARAMS[severity - 1][2]
+    shifts = glass_blur_shifts(tf.shape(images)[0], iterations, seed)
+    return glass_blur_with_shifts(images, severity, shifts)

@@ -74,22 +74,18 @@ def map_in_chunks(function, images, chunk_size=128):
     """function(images) for a uint8 batch [B, 32, 32, 3], run on chunks of at most `chunk_size` images.
 
     For deterministic corruptions whose intermediate tensors outgrow the CPU caches on large batches; the
-    result is the same as one call on the whole batch.
+    result is the same as one call on the whole batch. One code path for every batch size (a tf.cond between
+    "whole" and "chunked" would trace the corruption twice).
     """
     batch = tf.shape(images)[0]
+    chunk = tf.maximum(tf.minimum(batch, chunk_size), 1)
+    chunks = (batch + chunk - 1) // chunk
     shape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS]
-
-    def chunked():
-        chunks = (batch + chunk_size - 1) // chunk_size
-        padded = tf.pad(images, [[0, chunks * chunk_size - batch], [0, 0], [0, 0], [0, 0]])
-        stacked = tf.reshape(padded, tf.concat([[chunks, chunk_size], shape], 0))
-        spec = tf.TensorSpec([chunk_size] + shape, images.dtype)
-        out = tf.map_fn(function, stacked, fn_output_signature=spec, parallel_iterations=1)
-        return tf.reshape(out, [-1] + shape)[:batch]
-
-    if images.shape[0] is not None:  # static batch size: choose now
-        return function(images) if images.shape[0] <= chunk_size else chunked()
-    return tf.cond(batch <= chunk_size, lambda: function(images), chunked)
+    padded = tf.pad(images, [[0, chunks * chunk - batch], [0, 0], [0, 0], [0, 0]])
+    stacked = tf.reshape(padded, tf.concat([[chunks, chunk], shape], 0))
+    spec = tf.TensorSpec([None] + shape, images.dtype)
+    out = tf.map_fn(function, stacked, fn_output_signature=spec, parallel_iterations=1)
+    return tf.reshape(out, [-1] + shape)[:batch]
 
 
 def as_seed(seed):
