@@ -28,6 +28,7 @@ from mocse_tf.corruptions.registry import (
 )
 
 
+@tf.autograph.experimental.do_not_convert
 def corrupt(images, name, severity, seed=0):
     """Corrupts a uint8 batch [B, 32, 32, 3] (or a single [32, 32, 3] image) with one CIFAR-10-C corruption.
 

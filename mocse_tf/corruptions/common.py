@@ -79,7 +79,7 @@ def map_in_chunks(function, images, chunk_size=128):
     """
     batch = tf.shape(images)[0]
     chunk = tf.maximum(tf.minimum(batch, chunk_size), 1)
-    chunks = (batch + chunk - 1) // chunk
+    chunks = tf.maximum((batch + chunk - 1) // chunk, 1)  # an empty batch runs one padded image
     shape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS]
     padded = tf.pad(images, [[0, chunks * chunk - batch], [0, 0], [0, 0], [0, 0]])
     stacked = tf.reshape(padded, tf.concat([[chunks, chunk], shape], 0))

@@ -116,6 +116,9 @@ def get_corruption(name):
     return _FUNCTIONS[canonical_name(name)]
 
 
+# No tensor-dependent Python control flow anywhere below: AutoGraph (which tf.data.map and tf.function apply to
+# everything they call) would only spend seconds converting the corruption code.
+@tf.autograph.experimental.do_not_convert
 def apply(images, name, severity, seed=0):
     """Checks the arguments, then runs one corruption on a uint8 batch [B, 32, 32, 3]; returns uint8 [B, 32, 32, 3].
 
