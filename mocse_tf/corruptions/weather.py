@@ -2,8 +2,10 @@
 
 Each public corruption draws its random fields with stateless ops and hands them to a `*_from_*` function that
 does the deterministic rest, so tests can inject the same fields into a NumPy/OpenCV reference. Spatter's
-OpenCV steps (Canny, distanceTransform, equalizeHist, filter2D, blur) are re-implemented here with their
-integer / fixed-point arithmetic; see the functions below for what each one reproduces.
+OpenCV steps (Canny, distanceTransform, equalizeHist, filter2D, blur) are re-implemented here with OpenCV's
+own arithmetic (integer Sobel and sector tests, float32 chamfer costs, rounding rules). Given the same random
+draws, snow, fog, frost and spatter reproduce the generator's uint8 output (snow up to the motion blur's rare
+off-by-one); see tests/corruptions/test_weather.py.
 """
 
 import functools
@@ -91,7 +93,8 @@ def snow(images, severity, seed):
 
 # (image weight, frost weight) per severity.
 FROST_PARAMS = ((1.0, 0.2), (1.0, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
-# The generator lists frost6.jpg too, but its randint(5) can never pick it.
+# The generator lists frost6.jpg too, but its randint(5) can never pick it. (frost2.png and frost3.png hold the
+# same RGB pixels, so in effect that texture is drawn with probability 2/5.)
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 
 

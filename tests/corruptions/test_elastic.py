@@ -109,7 +109,9 @@ def test_map_coordinates_matches_scipy_reflect_mode_even_far_outside():
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("sigma, mode, truncate", [(6.4, "reflect", 3.0), (0.96, "reflect", 3.0), (0.7, "nearest", 4.0)])
+@pytest.mark.parametrize(
+    "sigma, mode, truncate", [(6.4, "reflect", 3.0), (0.96, "reflect", 3.0), (0.7, "nearest", 4.0)]
+)
 def test_gaussian_matrix_is_scipys_filter(sigma, mode, truncate):
     fields = np.random.RandomState(3).uniform(-1, 1, (3, 32, 32))
     out = elastic.smooth_fields(tf.constant(fields), sigma, mode, truncate).numpy()
