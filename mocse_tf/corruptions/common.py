@@ -33,7 +33,8 @@ def validate_images(images):
     if shape.rank != 4 or tuple(shape[1:]) != expected:
         raise UsageError(
             f"images must have shape [B, 32, 32, 3] (a batch of 32x32 RGB images); received shape {shape}. "
-            "Add a batch axis to a single image with images[None] and convert gray images to RGB."
+            "Add a batch axis to a single image with images[None], convert gray images to RGB, and inside "
+            "tf.data give decoded images a static shape with tf.ensure_shape(images, [None, 32, 32, 3])."
         )
     return images
 

@@ -88,7 +88,9 @@ def correlate1d_symmetric(images, weights, axis, mode):
 
     out = images * tf.constant(weights[radius], images.dtype)
     for j in range(radius, 0, -1):
-        out = out + (shifted(-j) + shifted(j)) * tf.constant(weights[radius - j], images.dtype)
+        # out + y written as out - (pair * -w): inside tf.function Grappler turns chains of Add into AddN,
+        # which sums in another order; it leaves Sub alone, and negating a weight is exact.
+        out = out - (shifted(-j) + shifted(j)) * tf.constant(-weights[radius - j], images.dtype)
     return out
 
 
