@@ -29,6 +29,17 @@ class RobustTrainer(keras.Model):
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' version (run by fit/evaluate under any tf.distribute strategy) peeks at one batch to build an
+        # unbuilt model. The network is built already, and the peek does harm: it opens one extra iterator, so a
+        # reshuffling pipeline starts one shuffle later than on one device, and under
+        # MultiWorkerMirroredStrategy it fails reducing the batch (keras-team/keras#20585). Build only what
+        # may be missing: the optimizer's slots.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.network.trainable_variables)
+        self.built = True
+
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.ce_tracker, self.accuracy_tracker]
@@ -57,6 +68,16 @@ class RobustTrainer(keras.Model):
             self.expert_accuracy_tracker.update_state(
                 losses.expert_binary_accuracy(labels, outputs["expert_logits"]))
 
+    def _metric_logs(self):
+        logs = {m.name: m.result() for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                strategy.extended._in_multi_worker_mode():
+            # Keras reduces each worker's logs with reduce(MEAN, axis=0), which rejects scalars
+            # (keras-team/keras#20585): hand it shape [1], which it averages over workers into a scalar.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     def train_step(self, data):
         images, labels = data
         images = tf.cast(images, tf.float32)
@@ -72,10 +93,10 @@ class RobustTrainer(keras.Model):
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         self._update_metrics(labels, outputs, terms)
-        return {m.name: m.result() for m in self.metrics}
+        return self._metric_logs()
 
     def test_step(self, data):
         images, labels = data
         outputs = self.network(tf.cast(images, tf.float32), training=False)
         self._update_metrics(labels, outputs, self._loss_terms(labels, outputs))
-        return {m.name: m.result() for m in self.metrics}
+        return self._metric_logs()
