@@ -6,7 +6,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from absl import app  # noqa: E402
+from absl import app, logging  # noqa: E402
 
 from mocse_tf.errors import UsageError  # noqa: E402,F401  (re-exported for bin/ tools)
 
@@ -15,6 +15,7 @@ def run(main):
     """Runs an absl `main(argv)`; a UsageError (or a flag/file problem) prints `error: ...` and exits 2."""
 
     def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # TF's INFO lines would bury the tool's own output
         try:
             return main(argv)
         except UsageError as err:

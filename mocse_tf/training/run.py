@@ -117,7 +117,8 @@ def _train(config, strategy, resume_dir):
         started = time.time()
         try:
             fit = trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                              validation_data=test_ds, callbacks=callbacks, verbose=config.verbose)
+                              validation_data=test_ds, callbacks=callbacks, verbose=config.verbose,
+                              shuffle=False)  # the pipeline already shuffles, seeded per epoch
         except NonFiniteLoss as err:
             raise UsageError(f"training stopped: {err} in epoch {epoch + 1}; the last good checkpoint "
                              f"(epoch {epoch}) is kept in {folder.checkpoint_dir}; lower --learning_rate or use "
