@@ -1,6 +1,7 @@
 """CIFAR-10 / CIFAR-100 through TensorFlow Datasets: prepared data loads offline, missing data downloads only when
 the download host answers; otherwise one clear error says how to supply the data (no 200 s of DNS retries)."""
 
+import os
 import threading
 import urllib.error
 import urllib.parse
@@ -12,8 +13,9 @@ from mocse_tf.data.cifar_local import CIFAR10_CLASS_NAMES
 from mocse_tf.errors import UsageError
 
 # The folder the tfds cifar10 / cifar100 builders download their archives from. Module attributes, read at call
-# time, so that a test (or a user behind a mirror) can point the probe elsewhere.
-PROBE_URL = "https://www.cs.toronto.edu/~kriz/"
+# time, so that a test (or a user behind a mirror) can point the probe elsewhere; MOCSE_TF_PROBE_URL does the
+# same for a whole process (the command-line tests use it to simulate an offline machine).
+PROBE_URL = os.environ.get("MOCSE_TF_PROBE_URL", "https://www.cs.toronto.edu/~kriz/")
 PROBE_TIMEOUT_S = 3.0
 
 _READ_BATCH = 10_000  # examples per read: one tensor per split would need the split size up front
