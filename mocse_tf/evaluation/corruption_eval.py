@@ -219,14 +219,17 @@ def run_eval_c(*, models, model_names=None, source="tfds", c_dir=None, data_dir=
     resolved = [export.resolve_model_path(path) for path in models]  # every path checked before any loading
 
     folder = sources.FolderSource(c_dir, corruption_names, num_examples) if source == "folder" else None
+    if source == "tfds":
+        sources.TfdsSource(data_dir).check_available(corruption_names, severities)
     clean_seed, num_clean = seed, num_examples or None
+    manifest = folder.manifest if folder is not None else None
     if dataset is None:
-        manifest = folder.manifest if folder is not None else None
         dataset = (manifest or {}).get("dataset") or "cifar10"
-        if manifest:  # bin/make_c output: clean accuracy on the very images that were corrupted
-            local_dir = local_dir or manifest.get("local_dir")
-            clean_seed = manifest.get("seed", seed)
-            num_clean = min(num_examples or folder.per_severity, folder.per_severity)
+    if manifest and manifest.get("dataset") == dataset:
+        # bin/make_c output: clean accuracy on the very images that were corrupted.
+        local_dir = local_dir or manifest.get("local_dir")
+        clean_seed = manifest.get("seed", seed)
+        num_clean = min(num_examples or folder.per_severity, folder.per_severity)
     from mocse_tf.data import load_arrays
 
     clean = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, seed=clean_seed,

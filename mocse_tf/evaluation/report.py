@@ -324,6 +324,9 @@ def markdown_document(report):
         lines.append(f"mCE: mean over benchmark corruptions of sum_s err / sum_s err of {report['baseline']} "
                      f"(Hendrycks & Dietterich, 2019); relative mCE uses (err - clean err) in both sums. "
                      f"100.00 = as robust as the baseline.")
+        if any(s.get("relative_mce") is None for s in report["summary"].values()):
+            lines.append(f"{MISSING} for relative mCE: undefined, because for some corruption the baseline's "
+                         f"corrupted error does not exceed its clean error.")
     return "\n".join(lines).rstrip() + "\n"
 
 

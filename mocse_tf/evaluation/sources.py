@@ -19,6 +19,7 @@ NUM_SEVERITIES = len(corruptions.SEVERITIES)
 IMAGE_SHAPE = (32, 32, 3)
 TFDS_NAME = "cifar10_corrupted"
 TFDS_ARCHIVE = "CIFAR-10-C.tar"
+TFDS_ARCHIVE_SHA256 = "c72763e101c723b7c507b96205f7e938912a5d587376173b825850cf3cb876a7"
 # Images generated on the fly get one stateless seed per chunk of this many images, so the same --seed gives
 # the same corrupted images whatever the evaluation batch size (and bin/make_c writes exactly those images).
 SEED_CHUNK = 250
@@ -51,10 +52,11 @@ def tfds_offline_help(data_dir):
     """How to make `cifar10_corrupted` available without a network (BUILD.md says the same)."""
     root = tfds_data_root(data_dir)
     manual = tfds_manual_dir(data_dir)
-    return (f"place the genuine {TFDS_ARCHIVE} (2.7 GiB, https://zenodo.org/record/2535967, sha256 "
-            f"c72763e1...876a7) at {os.path.join(manual, TFDS_ARCHIVE)} (mkdir -p {manual}; cp CIFAR-10-C.tar "
-            f"{manual}/) and rerun with --data_dir={root}; or extract it and pass --source=folder "
-            f"--c_dir=<path>/CIFAR-10-C; or generate corruptions on the fly with --source=generate")
+    return (f"place the genuine {TFDS_ARCHIVE} (2.7 GiB from https://zenodo.org/record/2535967, sha256 "
+            f"{TFDS_ARCHIVE_SHA256}) at {os.path.join(manual, TFDS_ARCHIVE)} (mkdir -p {manual} && cp "
+            f"CIFAR-10-C.tar {manual}/) and rerun with --data_dir={root}; or extract it (tar -xf CIFAR-10-C.tar) "
+            f"and pass --source=folder --c_dir=<path>/CIFAR-10-C; or generate the corruptions on the fly with "
+            f"--source=generate")
 
 
 class TfdsSource:
@@ -76,28 +78,44 @@ class TfdsSource:
     def describe(self):
         return {"source": self.name, "source_detail": f"{TFDS_NAME}, data_dir={tfds_data_root(self.data_dir)}"}
 
-    def _builder(self, corruption, severity):
+    def _unprepared_builder(self, corruption, severity):
         import tensorflow_datasets as tfds
 
         config = f"{TFDS_NAME}/{corruptions.canonical_name(corruption)}_{corruptions.validate_severity(severity)}"
-        builder = tfds.builder(config, data_dir=self.data_dir)
+        return tfds.builder(config, data_dir=self.data_dir)
+
+    def _builder(self, corruption, severity):
+        builder = self._unprepared_builder(corruption, severity)
         if not builder.is_prepared():
+            self._check_can_prepare(builder)
             self._prepare(builder)
         return builder
+
+    def check_available(self, corruption_names, severities):
+        """Fails now, before any model runs, when a needed config is neither prepared nor preparable."""
+        for corruption in corruption_names:
+            for severity in severities:
+                builder = self._unprepared_builder(corruption, severity)
+                if not builder.is_prepared():
+                    self._check_can_prepare(builder)
+                    return  # the archive or the network is there: every config can be prepared
+
+    def _check_can_prepare(self, builder):
+        manual_dir = tfds_manual_dir(self.data_dir)
+        if os.path.isfile(os.path.join(manual_dir, TFDS_ARCHIVE)) or self._network_checked:
+            return
+        from mocse_tf.data.tfds_source import network_reachable
+
+        if not network_reachable():
+            raise UsageError(f"{builder.info.full_name} is not prepared in {tfds_data_root(self.data_dir)}, "
+                             f"{os.path.join(manual_dir, TFDS_ARCHIVE)} is absent and the network cannot be "
+                             f"reached: {tfds_offline_help(self.data_dir)}")
+        self._network_checked = True
 
     def _prepare(self, builder):
         import tensorflow_datasets as tfds
 
         manual_dir = tfds_manual_dir(self.data_dir)
-        has_archive = os.path.isfile(os.path.join(manual_dir, TFDS_ARCHIVE))
-        if not has_archive and not self._network_checked:
-            from mocse_tf.data.tfds_source import network_reachable
-
-            if not network_reachable():
-                raise UsageError(f"{builder.info.full_name} is not prepared in {tfds_data_root(self.data_dir)}, "
-                                 f"{os.path.join(manual_dir, TFDS_ARCHIVE)} is absent and the network cannot be "
-                                 f"reached: {tfds_offline_help(self.data_dir)}")
-            self._network_checked = True
         try:
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
         except Exception as err:  # a wrong tar (checksum), a full disk, a cut connection: say so in one line

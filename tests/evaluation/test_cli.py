@@ -145,3 +145,14 @@ def test_model_name_and_baseline_errors(tiny_models, tmp_path):
         run_eval_c(models=[tiny_models["keras"]], source="web", output_dir=str(tmp_path))
     with pytest.raises(UsageError, match="no model to evaluate"):
         run_eval_c(models=[], output_dir=str(tmp_path))
+
+
+def test_unprepared_tfds_offline_fails_before_loading_anything(tmp_path, tiny_models, monkeypatch):
+    from mocse_tf.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda: False)
+    with pytest.raises(UsageError) as caught:
+        run_eval_c(models=[tiny_models["keras"]], source="tfds", data_dir=str(tmp_path / "tfds"),
+                   dataset="synthetic", output_dir=str(tmp_path / "out"), show_progress=False)
+    assert "cifar10_corrupted/gaussian_noise_1" in str(caught.value) and "CIFAR-10-C.tar" in str(caught.value)
+    assert not (tmp_path / "out").exists()
