@@ -90,10 +90,17 @@ def clipped_zoom_taps(size, factor):
     return first, 1.0 - fracs, second, fracs
 
 
+def _zoom_geometry(factor):
+    """(crop, zoomed): the two sizes that fully determine a clipped zoom of a 32-pixel axis. The 26 factors
+    of severity 5 give only 14 distinct zooms (and 1.00 and 1.01 are both the identity)."""
+    crop = int(np.ceil(common.IMAGE_SIZE / factor))
+    return crop, int(round(crop * factor))
+
+
 def _zoom_gather_plan(factor):
     """Flat source indices [4096] and row / column weights [4096, 1] of one clipped zoom of a 32x32 image,
     as four 1024-pixel blocks (top-left, top-right, bottom-left, bottom-right taps) in SciPy's summation order.
-    The row weights are negated so that the sum is minus the zoom (see `zoom_blur`)."""
+    The row weights are negated so that the sum is minus the zoom (see `_zoom_blur_chunk`)."""
     size = common.IMAGE_SIZE
     first, w_first, second, w_second = clipped_zoom_taps(size, factor)
     rows, row_weights = (first, second), (w_first, w_second)
@@ -115,14 +122,18 @@ def _zoom_blur_chunk(images, severity):
     # Pixel-major layout [1024, B * 3]: every gather below moves whole contiguous rows.
     pixels = tf.reshape(tf.transpose(tf.reshape(x, tf.stack([batch, size * size, channels])), [1, 0, 2]), [size * size, -1])
     pixels64 = tf.cast(pixels, tf.float64)
-    total = pixels  # the factor 1.00 term is x itself (its crop and zoom are the identity)
-    for factor in factors[1:]:
-        indices, weights_r, weights_c = _zoom_gather_plan(factor)
-        taps = (tf.gather(pixels64, indices, axis=0) * weights_r) * weights_c
-        zoomed = ((taps[:1024] + taps[1024:2048]) + taps[2048:3072]) + taps[3072:]
+    negated_zooms = {(size, size): -pixels}  # crop 32 zoomed to 32 is the identity (factors 1.00 and 1.01)
+    total = tf.zeros_like(pixels)
+    for factor in factors:
+        geometry = _zoom_geometry(factor)
+        if geometry not in negated_zooms:
+            indices, weights_r, weights_c = _zoom_gather_plan(factor)
+            taps = (tf.gather(pixels64, indices, axis=0) * weights_r) * weights_c
+            zoomed = ((taps[:1024] + taps[1024:2048]) + taps[2048:3072]) + taps[3072:]
+            negated_zooms[geometry] = tf.cast(zoomed, tf.float32)
         # total + zoom, written as total - (-zoom): Grappler folds chains of Add into AddN, whose summation
         # order differs from the generator's `out += ...`; it leaves Sub alone.
-        total = total - tf.cast(zoomed, tf.float32)
+        total = total - negated_zooms[geometry]
     blurred = common.divide(pixels + total, float(len(factors) + 1))
     blurred = tf.transpose(tf.reshape(blurred, tf.stack([size * size, batch, channels])), [1, 0, 2])
     return common.from_unit_float(tf.reshape(blurred, tf.shape(images)))
