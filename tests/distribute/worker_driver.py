@@ -1,0 +1,38 @@
+"""One worker of a multi-worker bin/train run, for the tests: python worker_driver.py WEIGHTS.npz --flags...
+
+It runs the same `train()` as bin/train (TF_CONFIG names this worker) and records the network's final
+weights at the moment train() saves the model. Non-chief workers save only into a scratch folder that is
+deleted, so this record is how the test sees every worker's weights.
+"""
+
+from mocse_tf import cli  # noqa: F401  (first: quiets TensorFlow's start-up logs)
+
+import sys
+
+from absl import app, flags
+
+from mocse_tf.training import flags as train_flags
+
+train_flags.define_train_flags()
+WEIGHTS_PATH = sys.argv.pop(1)
+
+
+def main(argv):
+    import numpy as np
+
+    from mocse_tf import export
+    from mocse_tf.training.run import train
+
+    save_keras = export.save_keras_atomic
+
+    def record_then_save(network, path):
+        np.savez(WEIGHTS_PATH, trainable=np.concatenate([w.numpy().ravel() for w in network.trainable_weights]),
+                 non_trainable=np.concatenate([w.numpy().ravel() for w in network.non_trainable_weights]))
+        return save_keras(network, path)
+
+    export.save_keras_atomic = record_then_save
+    train(train_flags.config_from_flags(flags.FLAGS))
+
+
+if __name__ == "__main__":
+    app.run(main)
