@@ -48,6 +48,7 @@ _FLAGS = (
     ("output_dir", "string", "Run folder for checkpoints, logs and history (default: runs/<run_name>); "
                              "rerunning with the same flags resumes it."),
     ("export_dir", "string", "Base folder of exports: <export_dir>/<run_name>/<version>/ and model.keras."),
+    ("export", "bool", "Export a SavedModel and a .keras file when training ends (--noexport skips it)."),
     ("verbose", "integer", "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch."),
 )
 

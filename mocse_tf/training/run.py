@@ -143,6 +143,10 @@ def finish(config, folder, trainer, test_ds, history):
         "test": {k: float(v) for k, v in metrics.items()},
         "num_parameters": int(trainer.network.count_params()),
     }
+    if not config.export:
+        folder.write_results(results)
+        print(f"test accuracy {results['test']['accuracy']:.4f}  loss {results['test']['loss']:.4f}")
+        return results
     export_base = os.path.join(config.export_dir, config.run_name)
     keras_path = export.save_keras_atomic(trainer.network, os.path.join(export_base, "model.keras"))
     previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
