@@ -143,19 +143,21 @@ def finish(config, folder, trainer, test_ds, history):
         "test": {k: float(v) for k, v in metrics.items()},
         "num_parameters": int(trainer.network.count_params()),
     }
-    if not config.export:
-        folder.write_results(results)
-        print(f"test accuracy {results['test']['accuracy']:.4f}  loss {results['test']['loss']:.4f}")
-        return results
-    export_base = os.path.join(config.export_dir, config.run_name)
-    keras_path = export.save_keras_atomic(trainer.network, os.path.join(export_base, "model.keras"))
-    previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
-    if previous.get("epochs_trained") == len(history) and os.path.isdir(previous.get("saved_model", "")):
-        saved_model = previous["saved_model"]  # rerun of a finished run: keep its export, do not add a version
-    else:
-        saved_model = export.export_saved_model(trainer.network, export_base)
-    results.update({"keras_model": keras_path, "saved_model": saved_model})
-    folder.write_results(results)
     print(f"test accuracy {results['test']['accuracy']:.4f}  loss {results['test']['loss']:.4f}")
-    print(f"exported SavedModel {saved_model} and {keras_path}")
+    if config.export:
+        results.update(_export(config, folder, trainer.network, len(history)))
+    folder.write_results(results)
     return results
+
+
+def _export(config, folder, network, epochs_trained):
+    """Writes model.keras and a new SavedModel version (none when a finished run is merely rerun)."""
+    export_base = os.path.join(config.export_dir, config.run_name)
+    keras_path = export.save_keras_atomic(network, os.path.join(export_base, "model.keras"))
+    previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
+    if previous.get("epochs_trained") == epochs_trained and os.path.isdir(previous.get("saved_model", "")):
+        saved_model = previous["saved_model"]
+    else:
+        saved_model = export.export_saved_model(network, export_base)
+    print(f"exported SavedModel {saved_model} and {keras_path}")
+    return {"keras_model": keras_path, "saved_model": saved_model}
