@@ -68,18 +68,21 @@ def _steps_per_epoch(config, num_train):
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
 
 
-def train(config):
-    """Trains (or resumes) the run described by `config`; returns the results dict written to results.json."""
+def train(config, callbacks=()):
+    """Trains (or resumes) the run described by `config`; returns the results dict written to results.json.
+
+    `callbacks`: extra Keras callbacks for every epoch (custom logging, early stopping, ...).
+    """
     config = config.resolved().validate()
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = distribute.make_strategy(config.strategy)
     distribute.check_global_batch(config.batch_size, strategy)
     resume_dir = RunFolder(config).checkpoint_dir  # every worker resumes from the chief's checkpoints
     with distribute.worker_outputs(config, strategy) as worker_config:
-        return _train(worker_config, strategy, resume_dir)
+        return _train(worker_config, strategy, resume_dir, list(callbacks))
 
 
-def _train(config, strategy, resume_dir):
+def _train(config, strategy, resume_dir, extra_callbacks):
     folder = RunFolder(config)
 
     train_data = load_arrays(config.dataset, "train", data_dir=config.data_dir, local_dir=config.local_dir,
@@ -108,7 +111,8 @@ def _train(config, strategy, resume_dir):
               if start_epoch < config.epochs else f"{folder.path} finished all {config.epochs} epochs already")
 
     test_ds = make_pipeline(test_data.images, test_data.labels, config.batch_size, training=False)
-    callbacks = [StopOnNonFiniteLoss(), keras.callbacks.TensorBoard(folder.log_dir, update_freq="epoch")]
+    callbacks = [StopOnNonFiniteLoss(), keras.callbacks.TensorBoard(folder.log_dir, update_freq="epoch"),
+                 *extra_callbacks]
     for epoch in range(start_epoch, config.epochs):
         train_ds = make_pipeline(train_data.images, train_data.labels, config.batch_size, training=True,
                                  augment=config.augment, seed=epoch_seed(config.seed, epoch))
