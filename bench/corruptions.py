@@ -63,7 +63,9 @@ def seconds_per_batch(function, images, severity, repeats):
 
 def main(argv):
     del argv
-    names = corruptions.ALL if FLAGS.corruptions == ["all"] else [corruptions.canonical_name(n) for n in FLAGS.corruptions]
+    names = corruptions.ALL
+    if FLAGS.corruptions != ["all"]:
+        names = [corruptions.canonical_name(name) for name in FLAGS.corruptions]
     images = tf.constant(sample_images(FLAGS.batch))
     print(f"batch {FLAGS.batch}, best of {FLAGS.repeats}; projected = 5 severities x {FLAGS.images} images")
     print(f"{'corruption':<20} {'wall img/s, severity 1..5':<44} {'wall s':>7} {'CPU s':>7}")

@@ -110,7 +110,8 @@ def _zoom_gather_plan(factor):
             indices.append((rows[a][:, None] * size + rows[b][None, :]).reshape(-1))
             weights_r.append(np.repeat(-row_weights[a], size))
             weights_c.append(np.tile(row_weights[b], size))
-    return np.concatenate(indices).astype(np.int32), np.concatenate(weights_r)[:, None], np.concatenate(weights_c)[:, None]
+    indices = np.concatenate(indices).astype(np.int32)
+    return indices, np.concatenate(weights_r)[:, None], np.concatenate(weights_c)[:, None]
 
 
 def _zoom_blur_chunk(images, severity):
@@ -120,7 +121,8 @@ def _zoom_blur_chunk(images, severity):
     batch = tf.shape(images)[0]
     x = common.to_unit_float(images, tf.float32)
     # Pixel-major layout [1024, B * 3]: every gather below moves whole contiguous rows.
-    pixels = tf.reshape(tf.transpose(tf.reshape(x, tf.stack([batch, size * size, channels])), [1, 0, 2]), [size * size, -1])
+    pixels = tf.transpose(tf.reshape(x, tf.stack([batch, size * size, channels])), [1, 0, 2])
+    pixels = tf.reshape(pixels, [size * size, -1])
     pixels64 = tf.cast(pixels, tf.float64)
     negated_zooms = {(size, size): -pixels}  # crop 32 zoomed to 32 is the identity (factors 1.00 and 1.01)
     total = tf.zeros_like(pixels)

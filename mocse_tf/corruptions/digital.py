@@ -132,7 +132,8 @@ def pillow_box_matrix(in_size, out_size):
             total += w
         if total != 0.0:
             weights = weights / total
-        fixed = [int(-0.5 + w * (1 << _PRECISION_BITS)) if w < 0 else int(0.5 + w * (1 << _PRECISION_BITS)) for w in weights]
+        scaled = weights * (1 << _PRECISION_BITS)
+        fixed = [int(-0.5 + w) if w < 0 else int(0.5 + w) for w in scaled]
         matrix[out_index, first:last] = fixed
     return matrix
 

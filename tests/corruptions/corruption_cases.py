@@ -1,11 +1,15 @@
 """Shared inputs for the corruption tests: natural-looking uint8 images and a runner for the three ways a
-corruption is called (eagerly, inside tf.function, inside tf.data.map with an unknown batch size)."""
+corruption is called (eagerly, inside tf.function, inside tf.data.map with an unknown batch size).
 
+A plain module with a distinctive name rather than a conftest.py: test files that `from conftest import ...`
+get whichever conftest module pytest imported last.
+"""
+
+import functools
 import pathlib
 import pickle
 
 import numpy as np
-import pytest
 import scipy.ndimage
 import tensorflow as tf
 
@@ -27,8 +31,8 @@ def smooth_random_images(count, seed=0):
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="session")
-def clean_images():
+@functools.lru_cache(maxsize=None)
+def load_clean_images():
     """Real CIFAR-10 test images (the first 256) when ../shared is present, else smooth random images."""
     if CIFAR10_MINI_TEST.is_file():
         with open(CIFAR10_MINI_TEST, "rb") as handle:

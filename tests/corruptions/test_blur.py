@@ -7,11 +7,17 @@ import pytest
 import scipy.ndimage
 import skimage.filters
 import tensorflow as tf
-from conftest import assert_same_as_reference, run_modes
 
 from mocse_tf.corruptions import blur, filters
+from corruption_cases import assert_same_as_reference, load_clean_images, run_modes  # beside this file
 
 SEVERITIES = [1, 2, 3, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def clean_images():
+    """Real CIFAR-10 test images when ../shared is present, else smooth random images (uint8 [256, 32, 32, 3])."""
+    return load_clean_images()
 
 
 # ------------------------------------------------------------------------------------ references (spec steps)
@@ -87,7 +93,8 @@ def test_defocus_blur_equals_opencv(clean_images, severity):
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_zoom_blur_equals_scipy(clean_images, severity):
     images = clean_images[:96]
-    assert_same_as_reference(run_modes(blur.zoom_blur, images, severity), apply_reference(reference_zoom_blur, images, severity))
+    expected = apply_reference(reference_zoom_blur, images, severity)
+    assert_same_as_reference(run_modes(blur.zoom_blur, images, severity), expected)
 
 
 def test_zoom_blur_on_a_large_batch_equals_small_batches(clean_images):
@@ -140,11 +147,13 @@ def test_defocus_kernel_is_opencvs_float32_kernel():
 def test_gaussian_filter_is_bit_identical_to_scipy(clean_images, mode, truncate):
     x = clean_images[:32] / 255.0
     for sigma in (0.05, 0.4, 1.0, 1.92):
-        expected = np.stack([scipy.ndimage.gaussian_filter(i, (sigma, sigma, 0), mode=mode, truncate=truncate) for i in x])
-        np.testing.assert_array_equal(filters.gaussian_filter(tf.constant(x), sigma, mode, truncate).numpy(), expected)
-        x32 = x.astype(np.float32)
-        expected32 = np.stack([scipy.ndimage.gaussian_filter(i, (sigma, sigma, 0), mode=mode, truncate=truncate) for i in x32])
-        np.testing.assert_array_equal(filters.gaussian_filter(tf.constant(x32), sigma, mode, truncate).numpy(), expected32)
+        for values in (x, x.astype(np.float32)):  # SciPy filters in double and stores in the input's dtype
+            expected = np.stack(
+                [scipy.ndimage.gaussian_filter(i, (sigma, sigma, 0), mode=mode, truncate=truncate) for i in values]
+            )
+            got = filters.gaussian_filter(tf.constant(values), sigma, mode, truncate).numpy()
+            assert got.dtype == values.dtype
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_gaussian_filter_keeps_scipys_order_inside_tf_function():

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import skimage.color
 import tensorflow as tf
-from conftest import assert_same_as_reference, run_modes
 from PIL import Image
 
 from mocse_tf.corruptions import digital
+from corruption_cases import assert_same_as_reference, load_clean_images, run_modes  # beside this file
 
 SEVERITIES = [1, 2, 3, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def clean_images():
+    """Real CIFAR-10 test images when ../shared is present, else smooth random images (uint8 [256, 32, 32, 3])."""
+    return load_clean_images()
 
 
 # ------------------------------------------------------------------------------------ references (spec steps)
@@ -113,7 +119,8 @@ def test_tf_default_jpeg_decoder_would_differ(clean_images):
     encoded = tf.io.encode_jpeg(image, quality=80)
     fast = tf.io.decode_jpeg(encoded).numpy()
     assert np.mean(fast != reference_jpeg(image, 1)) > 0.1
-    np.testing.assert_array_equal(digital.jpeg_compression(tf.constant(image[None]), 1)[0].numpy(), reference_jpeg(image, 1))
+    ours = digital.jpeg_compression(tf.constant(image[None]), 1)[0].numpy()
+    np.testing.assert_array_equal(ours, reference_jpeg(image, 1))
 
 
 def test_contrast_uses_per_channel_means():

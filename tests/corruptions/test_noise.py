@@ -5,11 +5,19 @@ import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
-from conftest import run_modes
 
 from mocse_tf.corruptions import noise
+from corruption_cases import load_clean_images, run_modes  # beside this file
 
 SEVERITIES = [1, 2, 3, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def clean_images():
+    """Real CIFAR-10 test images when ../shared is present, else smooth random images (uint8 [256, 32, 32, 3])."""
+    return load_clean_images()
+
+
 SEED = tf.constant([11, 12], tf.int64)
 
 
