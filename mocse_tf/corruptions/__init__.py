@@ -36,7 +36,9 @@ def corrupt(images, name, severity, seed=0):
       images: uint8 NumPy array or tensor, [B, 32, 32, 3] or [32, 32, 3]; B may be unknown inside tf.data.
       name: a name in `ALL` or an alias in `ALIASES` (e.g. "glass_blur").
       severity: Python int from 1 to 5.
-      seed: int or shape-[2] integer tensor; each image in the batch gets independent randomness.
+      seed: int or shape-[2] integer tensor; each image in the batch gets independent randomness, but the
+        same seed gives the same noise to the same batch position: give every batch its own seed (e.g.
+        tf.random.experimental.stateless_fold_in(tf.constant([seed, 0]), batch_index)).
     Returns:
       uint8 tensor with the shape of `images`.
     Raises:

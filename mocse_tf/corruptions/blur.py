@@ -54,7 +54,12 @@ def _nonzero_core(kernel):
 
 
 def defocus_blur(images, severity, seed=None):
-    """OpenCV `filter2D` (border reflect-101) of x / 255 in float64 with the float32 defocus kernel, clip."""
+    """OpenCV `filter2D` (border reflect-101) of x / 255 in float64 with the float32 defocus kernel, clip.
+
+    OpenCV runs a 17x17 float64 filter2D through a DFT, whose round-off (~1e-16) no other order reproduces;
+    the direct sum here gave the same uint8 output on every pixel of 1017 CIFAR-10 test images at all
+    severities (the float32 kernel sums to 1 + 1e-9..5e-8, so flat regions sit clear of truncation boundaries).
+    """
     del seed  # deterministic
     kernel = _nonzero_core(defocus_kernel(*DEFOCUS_PARAMS[severity - 1])).astype(np.float64)
     x = common.to_unit_float(images, tf.float64)
