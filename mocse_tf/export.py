@@ -47,7 +47,6 @@ def export_saved_model(network, base_dir, version=None):
     final_path = os.path.join(base_dir, str(version))
     if os.path.exists(final_path):
         raise UsageError(f"export folder {final_path} already exists; pick another version or remove it")
-    os.makedirs(base_dir, exist_ok=True)
     tmp_path = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp_path, ignore_errors=True)
     height, width, channels = network.input_shape[1:]
@@ -63,6 +62,7 @@ def export_saved_model(network, base_dir, version=None):
         input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=SIGNATURE_INPUT)],
     )
     try:
+        os.makedirs(base_dir, exist_ok=True)
         archive.write_out(tmp_path, verbose=False)
         os.rename(tmp_path, final_path)
     except OSError as err:
@@ -74,9 +74,9 @@ def export_saved_model(network, base_dir, version=None):
 
 def save_keras_atomic(network, path):
     """Saves a `.keras` file through a temporary name, so an existing file is replaced only when complete."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp_path = f"{path}.tmp-{os.getpid()}.keras"
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         network.save(tmp_path)
         os.replace(tmp_path, path)
     except OSError as err:

@@ -1,0 +1,81 @@
+"""Each bad training input gets one clear error naming the problem and the fix, and nothing is overwritten."""
+
+import json
+
+import pytest
+
+from mocse_tf.errors import UsageError
+from mocse_tf.training.config import TrainConfig
+from mocse_tf.training.run import train
+from tests.cli_helpers import assert_clean_error, run_tool
+
+
+def _config(tmp_path, **overrides):
+    values = dict(arch="preact_resnet18", width=2, dataset="synthetic", num_train_examples=100,
+                  num_test_examples=50, batch_size=50, epochs=1, output_dir=str(tmp_path / "run"),
+                  export_dir=str(tmp_path / "exports"), run_name="tiny", verbose=0, export=False)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(arch="resnet50"), "unknown --arch='resnet50'; choose one of preact_resnet18, mocse"),
+    (dict(dataset="imagenet"), "unknown --dataset='imagenet'; choose one of synthetic, cifar10"),
+    (dict(augment="autoaugment"), "unknown --augment='autoaugment'; choose one of none, standard, augmented"),
+    (dict(aggregate="mean"), "unknown --aggregate='mean'"),
+    (dict(lr_schedule="linear"), "unknown --lr_schedule='linear'; choose one of cosine, multistep, onecycle"),
+    (dict(epochs=0), "--epochs must be a positive integer, got 0"),
+    (dict(batch_size=-8), "--batch_size must be a positive integer, got -8"),
+    (dict(width=0), "--width must be a positive integer, got 0"),
+    (dict(dataset="cifar10_local"), "--dataset=cifar10_local needs --local_dir=PATH"),
+    (dict(batch_size=500), "--batch_size=500 is larger than the training set (100 images)"),
+])
+def test_bad_values_are_refused_before_any_training(tmp_path, overrides, message):
+    with pytest.raises(UsageError) as caught:
+        train(_config(tmp_path, **overrides))
+    assert message in str(caught.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_missing_local_data_folder_names_the_path(tmp_path):
+    with pytest.raises(UsageError, match=str(tmp_path / "nowhere")):
+        train(_config(tmp_path, dataset="cifar10_local", local_dir=str(tmp_path / "nowhere")))
+
+
+def test_folder_holding_a_different_run_is_refused_and_left_untouched(tmp_path):
+    train(_config(tmp_path))
+    run_dir = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(UsageError, match=r"holds a different run \(learning_rate=0.1 there vs 0.02 now\); use a "
+                                         r"new --output_dir or --run_name"):
+        train(_config(tmp_path, learning_rate=0.02))
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    assert json.loads((run_dir / "run_config.json").read_text())["learning_rate"] == 0.1
+
+
+def test_foreign_non_empty_folder_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="is not empty and holds no run_config.json"):
+        train(_config(tmp_path))
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_cli_unknown_arch_is_one_line_exit_2(tmp_path):
+    result = run_tool("train", "--arch=vgg", f"--output_dir={tmp_path}/run")
+    assert_clean_error(result, "unknown --arch='vgg'", "preact_resnet18, mocse")
+
+
+def test_cli_offline_cifar10_says_how_to_supply_the_data(tmp_path):
+    result = run_tool("train", "--dataset=cifar10", f"--data_dir={tmp_path}/tfds", f"--output_dir={tmp_path}/run",
+                      timeout=120)
+    line = assert_clean_error(result, "cifar10", "--local_dir")
+    assert "--data_dir" in line and "synthetic" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_bad_flag_value_and_stray_argument(tmp_path):
+    result = run_tool("train", "--epochs=many")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--epochs" in result.stderr
+    assert_clean_error(run_tool("train", "oops"), "unexpected arguments ['oops']")
