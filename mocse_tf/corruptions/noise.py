@@ -2,9 +2,8 @@
 
 Each draws independently per pixel and channel with stateless ops, clips to [0, 1], multiplies by 255 and
 truncates. The generator works in float64; for the continuous noises float32 gives the same distribution (a
-value lands within float32 rounding of a truncation boundary with probability ~1e-5), so they use float32, which
+value lands within float32 rounding of a truncation boundary with probability ~3e-5), so they use float32, which
 halves the cost of drawing. Shot noise takes its output levels from the generator's own float64 arithmetic.
-
 """
 
 import functools
