@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import linear_logistic_forward
+from tests.attacks.attack_models import linear_logistic_forward
 from mocse_tf import attacks
 from mocse_tf.attacks.apgd import apgd_run
 from mocse_tf.attacks.pgd import pgd_run

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from conftest import synthetic_images, tiny_conv_net
+from tests.attacks.attack_models import synthetic_images, tiny_conv_net
 from mocse_tf import attacks, losses
 from mocse_tf.errors import UsageError
 

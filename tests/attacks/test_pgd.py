@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import linear_logistic_forward, tiny_conv_net
+from tests.attacks.attack_models import linear_logistic_forward, tiny_conv_net
 from mocse_tf import attacks
 from mocse_tf.attacks import geometry
 from mocse_tf.errors import UsageError

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import synthetic_images, tiny_conv_net
+from tests.attacks.attack_models import synthetic_images, tiny_conv_net
 from mocse_tf import attacks, losses
 
 EPS = 4.0 / 255.0  # the trained tiny model keeps about 2/3 of its accuracy here: neither trivial nor hopeless
