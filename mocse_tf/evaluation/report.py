@@ -11,7 +11,11 @@ A report is a plain dict, the same in memory and in `report.json`:
      "summary": {"<name>": {...averages, mCE...}}}                              # recomputed on every write
 
 Any evaluation (corruption, adversarial) fills its own section of a model's entry; `write_report` renders
-every section present, so the adversarial evaluation adds rows by adding an "adversarial" dict.
+every section present, so the adversarial evaluation adds rows by adding an "adversarial" dict:
+
+    report = load_report("runs/eval_c/report.json")            # or build_report({...}, config) from scratch
+    report = merge_models(report, {"mocse": {"adversarial": {"PGD-20 (Linf 8/255)": 0.51, "worst case": 0.49}}})
+    write_report(report, "runs/eval_c")                        # JSON, CSV and Markdown with the extra rows
 """
 
 import csv

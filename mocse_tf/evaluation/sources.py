@@ -78,14 +78,14 @@ class TfdsSource:
     def describe(self):
         return {"source": self.name, "source_detail": f"{TFDS_NAME}, data_dir={tfds_data_root(self.data_dir)}"}
 
-    def _unprepared_builder(self, corruption, severity):
+    def _config_builder(self, corruption, severity):
         import tensorflow_datasets as tfds
 
         config = f"{TFDS_NAME}/{corruptions.canonical_name(corruption)}_{corruptions.validate_severity(severity)}"
         return tfds.builder(config, data_dir=self.data_dir)
 
     def _builder(self, corruption, severity):
-        builder = self._unprepared_builder(corruption, severity)
+        builder = self._config_builder(corruption, severity)
         if not builder.is_prepared():
             self._check_can_prepare(builder)
             self._prepare(builder)
@@ -95,7 +95,7 @@ class TfdsSource:
         """Fails now, before any model runs, when a needed config is neither prepared nor preparable."""
         for corruption in corruption_names:
             for severity in severities:
-                builder = self._unprepared_builder(corruption, severity)
+                builder = self._config_builder(corruption, severity)
                 if not builder.is_prepared():
                     self._check_can_prepare(builder)
                     return  # the archive or the network is there: every config can be prepared

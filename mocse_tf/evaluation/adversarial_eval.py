@@ -1,0 +1,390 @@
+"""Adversarial robustness of one or more models (bin/eval_adv): clean accuracy and robust accuracy under PGD and
+APGD on the first N test images, attacks on MoCSE's experts, and the per-example worst case over all attacks.
+
+Robust accuracy counts an example as robust under an attack only if the model classifies it correctly both clean
+and at the attack's adversarial point (only clean-correct examples are attacked), so robust <= clean always; the
+worst case counts an example only if it survives every attack. The numbers go into the project's one report
+(`report.py`): each model entry gets an "adversarial" section {row label: accuracy}, either in a new report or
+merged into an existing one (e.g. bin/eval_c's report.json), so one table shows clean, corruption and adversarial
+accuracy side by side.
+
+Attacks need gradients with respect to the input, so models load as Keras networks: a `.keras` file, or a
+SavedModel folder whose sibling `model.keras` (bin/train writes both into saved_models/<run>/) is checked to give
+the SavedModel's logits.
+"""
+
+import dataclasses
+import datetime
+import os
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import mocse_tf
+import mocse_tf.models  # noqa: F401  (registers the aggregators for safe_mode loading of .keras files)
+from mocse_tf import attacks
+from mocse_tf.data import load_arrays
+from mocse_tf.errors import UsageError
+from mocse_tf.evaluation import report as report_lib
+from mocse_tf.evaluation.corruption_eval import _model_names as model_names_of
+from mocse_tf.export import load_classifier, resolve_model_path
+
+NORMS = ("linf", "l2")
+DEFAULT_EPS = {"linf": 8.0 / 255.0, "l2": 0.5}
+# APGD's budget when the name gives none (Croce & Hein use 100 iterations), and PGD's step as a fraction of eps
+# (2/255 at 8/255, as in Madry et al.'s and Rice et al.'s evaluations).
+APGD_DEFAULT_STEPS = 100
+PGD_STEP_FRACTION = 0.25
+
+# Attack-name suffix -> (mocse_tf.attacks objective, display name, needs the experts' outputs).
+OBJECTIVES = {
+    "ce": ("ce", "CE", False),
+    "dlr": ("dlr", "DLR", False),
+    "total": ("mocse_total", "total loss CE+BCE", True),
+    "bce": ("expert_bce", "expert BCE", True),
+}
+# "default": the attacks every model gets, then those aimed at MoCSE's experts (run on models that have them).
+DEFAULT_ATTACKS = ("pgd20", "pgd50", "apgd_ce", "apgd_dlr")
+DEFAULT_EXPERT_ATTACKS = ("apgd_total", "apgd_bce")
+_NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgd)(?P<steps>\d*)(?:_(?P<objective>[a-z]+))?$")
+ATTACK_HELP = ("fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), apgd[<k>]_<objective> (apgd_ce, "
+               "apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), objectives ce, dlr, total "
+               "(MoCSE's CE + BCE) and bce (the experts' BCE), or 'default' = "
+               f"{','.join(DEFAULT_ATTACKS)} (+ {','.join(DEFAULT_EXPERT_ATTACKS)} on MoCSE)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+    """One named attack of the evaluation, before any TensorFlow object exists."""
+
+    name: str  # as given, e.g. "pgd20" or "apgd_dlr"
+    kind: str  # fgsm, pgd or apgd
+    steps: int
+    objective: str  # a mocse_tf.attacks objective
+    restarts: int
+    needs_experts: bool
+    only_if_experts: bool = False  # from the default set: skipped (not an error) on models without experts
+
+    def label(self, eps, norm):
+        """The report row, e.g. "PGD-50x5, CE (Linf 8/255)"; restarts appear as x<r>."""
+        objective = next(display for obj, display, _ in OBJECTIVES.values() if obj == self.objective)
+        restarts = f"x{self.restarts}" if self.restarts > 1 else ""
+        if self.kind == "fgsm":
+            head = f"FGSM, {objective}"
+        elif self.kind == "pgd":
+            head = f"PGD-{self.steps}{restarts}, {objective}"
+        else:
+            steps = "" if self.steps == APGD_DEFAULT_STEPS else f"-{self.steps}"
+            head = f"APGD{steps}{restarts}, {objective}"
+        return f"{head} ({budget_label(eps, norm)})"
+
+
+def budget_label(eps, norm):
+    """ "Linf 8/255" for radii that are whole 255ths, else "L2 0.5"."""
+    in_255ths = eps * 255.0
+    value = f"{round(in_255ths)}/255" if abs(in_255ths - round(in_255ths)) < 1e-6 and round(in_255ths) else f"{eps:g}"
+    return f"{'Linf' if norm == 'linf' else 'L2'} {value}"
+
+
+def worst_case_label(eps, norm):
+    return f"Worst case over all attacks ({budget_label(eps, norm)})"
+
+
+def parse_attack(name, restarts):
+    """One attack name (see ATTACK_HELP) -> AttackSpec."""
+    match = _NAME.match(name)
+    if not match:
+        raise UsageError(f"unknown attack {name!r} in --attacks; use {ATTACK_HELP}")
+    kind, steps, suffix = match.group("kind"), match.group("steps"), match.group("objective")
+    if kind == "fgsm" and steps:
+        raise UsageError(f"--attacks {name!r}: FGSM is one step; write fgsm (or pgd{steps} for {steps} steps)")
+    if kind == "pgd" and not steps:
+        raise UsageError(f"--attacks {name!r}: say how many PGD steps, e.g. pgd20 or pgd50")
+    if kind == "apgd" and not suffix:
+        raise UsageError(f"--attacks {name!r}: name APGD's objective, e.g. apgd_ce or apgd_dlr")
+    suffix = suffix or "ce"
+    if suffix not in OBJECTIVES:
+        raise UsageError(f"--attacks {name!r}: unknown objective {suffix!r}; choose one of {', '.join(OBJECTIVES)}")
+    steps = int(steps) if steps else (1 if kind == "fgsm" else APGD_DEFAULT_STEPS)
+    if steps < 1:
+        raise UsageError(f"--attacks {name!r}: the number of steps must be at least 1")
+    objective, _, needs_experts = OBJECTIVES[suffix]
+    return AttackSpec(name, kind, steps, objective, 1 if kind == "fgsm" else restarts, needs_experts)
+
+
+def parse_attacks(spec, restarts=1):
+    """'default' or a comma-separated list of attack names -> (AttackSpec, ...) in order, duplicates dropped."""
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise UsageError(f"--restarts must be an integer >= 1, got {restarts!r}")
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = [item.strip().lower() for item in items if item and item.strip()]
+    if not items:
+        raise UsageError(f"no attack named in --attacks={spec!r}; use {ATTACK_HELP}")
+    specs = []
+    for item in items:
+        if item == "default":
+            expanded = [parse_attack(n, restarts) for n in DEFAULT_ATTACKS]
+            expanded += [dataclasses.replace(parse_attack(n, restarts), only_if_experts=True)
+                         for n in DEFAULT_EXPERT_ATTACKS]
+        else:
+            expanded = [parse_attack(item, restarts)]
+        for attack in expanded:
+            if all((a.kind, a.steps, a.objective) != (attack.kind, attack.steps, attack.objective) for a in specs):
+                specs.append(attack)
+    return tuple(specs)
+
+
+def check_budget(eps, norm):
+    """The radius: eps as given, or the norm's usual one (8/255 for L-inf, 0.5 for L2) when eps is None."""
+    if norm not in NORMS:
+        raise UsageError(f"unknown --norm {norm!r}; choose linf or l2")
+    if eps is None:
+        return DEFAULT_EPS[norm]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= (1 if norm == "linf" else 56):
+        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf), > 0; got {eps!r}")
+    return float(eps)
+
+
+def applicable(specs, has_experts):
+    """The attacks that run on a model: those on the experts' outputs only if it has experts."""
+    return [a for a in specs if has_experts or not a.needs_experts]
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+
+def keras_path_for(path):
+    """The `.keras` file to attack for --model `path`: the file itself, or the model.keras that bin/train writes
+    beside a SavedModel (saved_models/<run>/model.keras next to saved_models/<run>/<version>/).
+    Returns (keras_path, saved_model_path or None)."""
+    resolved = resolve_model_path(path)
+    if resolved.endswith(".keras"):
+        return resolved, None
+    sibling = os.path.join(os.path.dirname(os.path.normpath(resolved)), "model.keras")
+    if os.path.isfile(sibling):
+        return sibling, resolved
+    raise UsageError(
+        f"--model {path!r} is a SavedModel, whose serving signature takes uint8 images and so gives no input "
+        f"gradients to attack, and no model.keras lies beside it ({sibling} is absent); pass the .keras file "
+        f"that bin/train writes into saved_models/<run>/model.keras (or save the network with network.save)")
+
+
+def load_network(keras_path):
+    """A Keras network from a `.keras` file (safe mode, mocse_tf's aggregators registered)."""
+    try:
+        network = keras.models.load_model(keras_path, compile=False, safe_mode=True)
+    except Exception as err:  # a damaged or foreign file: one line, not a traceback
+        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    if not isinstance(network.output, dict) or "logits" not in network.output:
+        raise UsageError(f"{keras_path} is not a mocse_tf network (its output is not a dict with 'logits'); "
+                         f"export it with bin/train")
+    return network
+
+
+def check_same_model(network, saved_model_path, images):
+    """Raises UsageError unless the SavedModel's logits match the network's on `images` (uint8 [B, 32, 32, 3])."""
+    served = load_classifier(saved_model_path).predict(images)["logits"]
+    ours = np.asarray(network(images.astype("float32"), training=False)["logits"])
+    tolerance = 1e-3 * (1.0 + float(np.max(np.abs(served))))
+    if served.shape != ours.shape or float(np.max(np.abs(served - ours))) > tolerance:
+        raise UsageError(f"the model.keras beside SavedModel {saved_model_path} gives different logits than the "
+                         f"SavedModel (another training run or version?); pass the .keras file of the model you "
+                         f"mean to evaluate with --model")
+
+
+# --- attacking -----------------------------------------------------------------------------------------------
+
+
+def make_attack(spec, eps, norm, bce_weight):
+    """The mocse_tf.attacks.Attack of a spec; evaluation keeps, per example, a fooling point if any was visited."""
+    settings = dict(eps=eps, norm=norm, steps=spec.steps, objective=spec.objective, bce_weight=bce_weight)
+    if spec.kind == "fgsm":
+        return attacks.make_attack("fgsm", keep="misclassified", **settings)
+    if spec.kind == "pgd":
+        return attacks.make_attack("pgd", step_size=PGD_STEP_FRACTION * eps, restarts=spec.restarts,
+                                   keep="misclassified", **settings)
+    return attacks.make_attack("apgd", restarts=spec.restarts, keep="misclassified", **settings)
+
+
+class Predictor:
+    """Batched top-1 predictions of a network on [0, 1] images, compiled once for any batch size; `forward` is
+    what the attacks differentiate (inference-mode batch normalisation)."""
+
+    def __init__(self, network):
+        self.forward = attacks.model_forward(network)
+        self.image_spec = tf.TensorSpec([None, *network.input_shape[1:]], tf.float32)
+        self._predict = tf.function(
+            lambda x01: tf.argmax(self.forward(x01)["logits"], axis=-1, output_type=tf.int64),
+            input_signature=[self.image_spec], autograph=False)
+
+    def __call__(self, x01):
+        return self._predict(x01).numpy()
+
+
+def clean_correct(predictor, images01, labels, batch_size):
+    """bool [N]: the model's top-1 answer on the clean image is the label."""
+    correct = [predictor(images01[i:i + batch_size]) == labels[i:i + batch_size]
+               for i in range(0, len(labels), batch_size)]
+    return np.concatenate(correct)
+
+
+def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size, seed):
+    """bool [N]: correct clean and at the attack's adversarial point; only clean-correct examples are attacked.
+
+    Every batch draws its own starts: seed is (seed, batch index) for the stateless random ops.
+    """
+    generate = tf.function(
+        lambda x01, y, batch_seed: attack.generate(predictor.forward, x01, y, seed=batch_seed),
+        input_signature=[predictor.image_spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([2], tf.int64)],
+        autograph=False)
+    robust = np.zeros(len(labels), bool)
+    attacked = np.flatnonzero(is_clean_correct)
+    for batch_index, start in enumerate(range(0, len(attacked), batch_size)):
+        chosen = attacked[start:start + batch_size]
+        adversarial = generate(tf.constant(images01[chosen]), tf.constant(labels[chosen]),
+                               tf.constant([seed, batch_index], tf.int64))
+        robust[chosen] = predictor(adversarial) == labels[chosen]
+    return robust
+
+
+def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
+                     log=print, model_name="model"):
+    """Clean and robust accuracy of one network on images01 (float32 [N, 32, 32, 3] in [0, 1]) and labels [N].
+
+    Returns {"clean": accuracy, "robust": {AttackSpec: accuracy}, "worst_case": accuracy, "worst_case_of": [specs],
+             "correct": {"clean" | spec: bool [N]}} for the attacks applicable to this network.
+    """
+    predictor = Predictor(network)
+    labels = np.asarray(labels, np.int64)
+    is_clean_correct = clean_correct(predictor, images01, labels, batch_size)
+    log(f"{model_name}: clean {100 * is_clean_correct.mean():.2f}% ({len(labels)} images)")
+    has_experts = "expert_logits" in network.output
+    results = {"clean": float(is_clean_correct.mean()), "robust": {}, "correct": {"clean": is_clean_correct}}
+    survivors = is_clean_correct.copy()
+    chosen = applicable(attack_specs, has_experts)
+    for index, spec in enumerate(chosen):
+        started = time.perf_counter()
+        attack = make_attack(spec, eps, norm, bce_weight)
+        robust = robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size,
+                                seed * 1_000_003 + index)
+        results["robust"][spec] = float(robust.mean())
+        results["correct"][spec] = robust
+        survivors &= robust
+        log(f"{model_name}: {spec.label(eps, norm)}: {100 * robust.mean():.2f}% "
+            f"({time.perf_counter() - started:.1f} s)")
+    results["worst_case"] = float(survivors.mean())
+    results["worst_case_of"] = chosen
+    return results
+
+
+# --- the bin/eval_adv run ------------------------------------------------------------------------------------
+
+
+def model_entry(path, results, eps, norm, num_examples, with_worst_case=True):
+    """The report entry of one model: clean, and the "adversarial" section {row label: accuracy}, ending with the
+    worst case over the attacks run on this model (with_worst_case: the evaluation has several attacks)."""
+    adversarial = {spec.label(eps, norm): accuracy for spec, accuracy in results["robust"].items()}
+    if with_worst_case:
+        adversarial[worst_case_label(eps, norm)] = results["worst_case"]
+    return {"path": path, "clean": results["clean"], "num_clean_examples": num_examples,
+            "num_adversarial_examples": num_examples, "adversarial": adversarial}
+
+
+def merge_entry(existing, entry):
+    """`entry` merged into an existing model entry: its corruption results and clean accuracy are kept; when that
+    clean accuracy was measured on other images, the attacked images' clean accuracy becomes an adversarial row."""
+    merged = dict(existing)
+    adversarial = {}
+    if "clean" in existing and existing.get("num_clean_examples") != entry["num_clean_examples"]:
+        adversarial[f"Clean (the {entry['num_adversarial_examples']} attacked images)"] = entry["clean"]
+    elif "clean" not in existing:
+        merged["clean"] = entry["clean"]
+        merged["num_clean_examples"] = entry["num_clean_examples"]
+    adversarial.update(entry["adversarial"])
+    merged.update(path=existing.get("path", entry["path"]), adversarial=adversarial,
+                  num_adversarial_examples=entry["num_adversarial_examples"])
+    return merged
+
+
+def report_path(merge_with):
+    """The report.json named by --merge_with (the file, or a folder holding report.json)."""
+    path = os.path.join(merge_with, report_lib.JSON_NAME) if os.path.isdir(merge_with) else merge_with
+    if not os.path.isfile(path):
+        raise UsageError(f"--merge_with {merge_with!r}: no such report (expected a report.json written by bin/eval_c "
+                         f"or bin/eval_adv, or the folder holding it)")
+    return path
+
+
+def check_arguments(*, models, model_names, eps, norm, attacks_spec, restarts, num_examples, batch_size, merge_with):
+    """Checks everything that needs no TensorFlow; returns (names, attack specs, eps, merge report path or None)."""
+    names = model_names_of(list(models), list(model_names or []))
+    specs = parse_attacks(attacks_spec, restarts)
+    eps = check_budget(eps, norm)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise UsageError(f"--batch_size must be a positive integer; got {batch_size!r}")
+    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 0:
+        raise UsageError(f"--num_examples must be 0 (all) or a positive number; got {num_examples!r}")
+    merge_path = report_path(merge_with) if merge_with else None
+    return names, specs, eps, merge_path
+
+
+def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, local_dir=None, num_examples=1000,
+                 batch_size=250, eps=None, norm="linf", attacks_spec="default", restarts=1, bce_weight=1.0, seed=0,
+                 output_dir="runs/eval_adv", merge_with=None, command=None, log=print):
+    """Everything bin/eval_adv does: checks the arguments, loads models and the first `num_examples` test images of
+    `dataset`, runs every attack, writes report.json, accuracy.csv and table1.md into output_dir (merged with the
+    report `merge_with` when given). Returns (report dict, {kind: path}, Markdown text)."""
+    names, specs, eps, merge_path = check_arguments(
+        models=models, model_names=model_names, eps=eps, norm=norm, attacks_spec=attacks_spec, restarts=restarts,
+        num_examples=num_examples, batch_size=batch_size, merge_with=merge_with)
+    paths = [keras_path_for(path) for path in models]  # every path checked before any loading
+    explicit_expert = [s.name for s in specs if s.needs_experts and not s.only_if_experts]
+
+    merged_report = report_lib.load_report(merge_path) if merge_path else None
+    data = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, num_examples=num_examples or None)
+    networks, keras_paths = {}, {}
+    for name, (keras_path, saved_model) in zip(names, paths):
+        network = load_network(keras_path)
+        classes = int(network.output["logits"].shape[-1])
+        if classes != data.num_classes:
+            raise UsageError(f"model {name} ({keras_path}) predicts {classes} classes but --dataset={dataset} has "
+                             f"{data.num_classes}; evaluate it on the data set it was trained on (--dataset)")
+        if saved_model is not None:
+            check_same_model(network, saved_model, data.images[:8])
+        networks[name], keras_paths[name] = network, os.path.abspath(keras_path)
+    if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
+        raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
+                         f"MoCSE network; drop them or add a MoCSE model")
+
+    images01 = data.images.astype(np.float32) / 255.0
+    entries = {}
+    for name, network in networks.items():
+        results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm, batch_size=batch_size,
+                                   seed=seed, bce_weight=bce_weight, log=log, model_name=name)
+        entries[name] = model_entry(keras_paths[name], results, eps, norm, len(data), with_worst_case=len(specs) > 1)
+
+    settings = {
+        "command": command, "models": keras_paths,
+        "dataset": dataset, "num_examples": len(data), "eps": eps, "norm": norm, "restarts": restarts,
+        "bce_weight": bce_weight, "batch_size": batch_size, "seed": seed,
+        "attacks": [{"name": s.name, "label": s.label(eps, norm), "kind": s.kind, "steps": s.steps,
+                     "objective": s.objective, "restarts": s.restarts,
+                     "step_size": PGD_STEP_FRACTION * eps if s.kind == "pgd" else (eps if s.kind == "fgsm" else None),
+                     "only_models_with_experts": s.needs_experts} for s in specs],
+        "worst_case": "per example: robust only if correct clean and under every attack run on that model",
+        "mocse_tf_version": mocse_tf.__version__, "tensorflow_version": tf.__version__,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    if merged_report is None:
+        report = report_lib.build_report(entries, {"dataset": dataset, "adversarial": settings})
+    else:
+        models_out = {name: dict(entry) for name, entry in merged_report["models"].items()}
+        for name, entry in entries.items():
+            models_out[name] = merge_entry(models_out[name], entry) if name in models_out else entry
+        config = {**merged_report.get("config", {}), "adversarial": settings}
+        report = report_lib.build_report(models_out, config, merged_report.get("baseline"))
+    written = report_lib.write_report(report, output_dir)
+    return report, written, report_lib.markdown_document(report)
