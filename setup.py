@@ -20,7 +20,7 @@ setup(
         "tensorflow-cpu>=2.16",
         "keras>=3",
         "tensorflow-datasets>=4.9",
-        "keras-tuner>=1.4",
+        "keras-tuner[bayesian]>=1.4",  # [bayesian]: scikit-learn for --tuner=bayesian
         "absl-py",
         # Declared by hand: tfds needs it on Python >= 3.9 but declares it only for < 3.9.
         "importlib_resources",

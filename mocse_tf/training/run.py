@@ -17,7 +17,7 @@ from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
 from mocse_tf.training import distribute
-from mocse_tf.training.run_state import RunFolder, read_json
+from mocse_tf.training.run_state import RunFolder, read_json, write_json_atomic
 from mocse_tf.training.schedules import make_schedule
 from mocse_tf.training.trainer import RobustTrainer
 
@@ -135,10 +135,10 @@ def _train(config, strategy, resume_dir, extra_callbacks):
         manager.save(checkpoint_number=epoch + 1)
         folder.write_history(history)
 
-    return finish(config, folder, trainer, test_ds, history)
+    return finish(config, folder, trainer, test_ds, history, test_data.class_names)
 
 
-def finish(config, folder, trainer, test_ds, history):
+def finish(config, folder, trainer, test_ds, history, class_names):
     """Clean test accuracy, `.keras` + SavedModel export, results.json."""
     metrics = trainer.evaluate(test_ds, verbose=0, return_dict=True)
     results = {
@@ -149,15 +149,16 @@ def finish(config, folder, trainer, test_ds, history):
     }
     print(f"test accuracy {results['test']['accuracy']:.4f}  loss {results['test']['loss']:.4f}")
     if config.export:
-        results.update(_export(config, folder, trainer.network, len(history)))
+        results.update(_export(config, folder, trainer.network, len(history), class_names))
     folder.write_results(results)
     return results
 
 
-def _export(config, folder, network, epochs_trained):
-    """Writes model.keras and a new SavedModel version (none when a finished run is merely rerun)."""
+def _export(config, folder, network, epochs_trained, class_names):
+    """Writes model.keras, class_names.json and a new SavedModel version (none when a finished run is rerun)."""
     export_base = os.path.join(config.export_dir, config.run_name)
     keras_path = export.save_keras_atomic(network, os.path.join(export_base, "model.keras"))
+    write_json_atomic(os.path.join(export_base, "class_names.json"), list(class_names))
     previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
     if previous.get("epochs_trained") == epochs_trained and os.path.isdir(previous.get("saved_model", "")):
         saved_model = previous["saved_model"]
