@@ -15,6 +15,7 @@ the SavedModel's logits.
 
 import dataclasses
 import datetime
+import functools
 import os
 import re
 import time
@@ -236,8 +237,9 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
 
     Every batch draws its own starts: seed is (seed, batch index) for the stateless random ops.
     """
+    # A partial, not a lambda: TF counts traces per code object and would call one trace per attack "retracing".
     generate = tf.function(
-        lambda x01, y, batch_seed: attack.generate(predictor.forward, x01, y, seed=batch_seed),
+        functools.partial(attack.generate, predictor.forward),
         input_signature=[predictor.image_spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([2], tf.int64)],
         autograph=False)
     robust = np.zeros(len(labels), bool)

@@ -34,6 +34,11 @@ class RobustTrainer(keras.Model):
         if attack is not None and not isinstance(attack, AdversarialTraining):
             raise UsageError(f"attack must be None, an AdversarialTraining or a mocse_tf.attacks.Attack, got "
                              f"{type(attack).__name__}; build it with make_training_attack(config)")
+        if attack is not None and attack.attack.objective == "mocse_total" and \
+                attack.attack.bce_weight != self.bce_weight:
+            raise UsageError(f"the attack maximises CE + {attack.attack.bce_weight} x BCE but the trainer minimises "
+                             f"CE + {self.bce_weight} x BCE; build both from one config (make_training_attack(config) "
+                             f"and bce_weight=config.bce_weight)")
         self.attack = attack
         self.is_mocse = "expert_logits" in network.output
         self.loss_tracker = keras.metrics.Mean(name="loss")

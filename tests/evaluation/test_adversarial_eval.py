@@ -1,0 +1,204 @@
+"""Adversarial evaluation (bin/eval_adv): attack names, per-example robust and worst-case accuracy on a trained tiny
+network with experts, the report it writes or merges into bin/eval_c's, and its bad-input errors."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from mocse_tf import export
+from mocse_tf.data import load_arrays
+from mocse_tf.errors import UsageError
+from mocse_tf.evaluation import adversarial_eval, report as report_lib
+from mocse_tf.models import preact_resnet18
+from tests.conftest import REPO_ROOT
+
+EPS = 8 / 255
+
+
+def tiny_expert_net(num_classes=10, seed=0):
+    """A small conv net with MoCSE's outputs: expert logits [B, N, 2] and their margins as class logits."""
+    keras.utils.set_random_seed(seed)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(pixels)
+    for filters in (8, 16, 32):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    expert_logits = keras.layers.Reshape((num_classes, 2), name="expert_logits")(keras.layers.Dense(2 * num_classes)(x))
+    margins = keras.layers.Subtract(name="logits")([expert_logits[..., 1], expert_logits[..., 0]])
+    return keras.Model(pixels, {"logits": margins, "expert_logits": expert_logits})
+
+
+@pytest.fixture(scope="module")
+def trained_expert_net():
+    """The tiny expert net after a few seconds of training on the synthetic set (well above chance clean)."""
+    network = tiny_expert_net()
+    train = load_arrays("synthetic", "train", num_examples=1000)
+    network.compile(optimizer=keras.optimizers.Adam(3e-3),
+                    loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+    network.fit(train.images.astype(np.float32), {"logits": train.labels}, batch_size=50, epochs=5, verbose=0)
+    return network
+
+
+# --- attack names --------------------------------------------------------------------------------------------
+
+
+def test_attack_names_and_labels():
+    specs = adversarial_eval.parse_attacks("default", restarts=3)
+    assert [s.name for s in specs] == ["pgd20", "pgd50", "apgd_ce", "apgd_dlr", "apgd_total", "apgd_bce"]
+    assert [(s.kind, s.steps, s.objective, s.restarts) for s in specs[:4]] == [
+        ("pgd", 20, "ce", 3), ("pgd", 50, "ce", 3), ("apgd", 100, "ce", 3), ("apgd", 100, "dlr", 3)]
+    assert [(s.objective, s.needs_experts, s.only_if_experts) for s in specs[4:]] == [
+        ("mocse_total", True, True), ("expert_bce", True, True)]
+    assert [s.label(EPS, "linf") for s in specs[:3]] == [
+        "PGD-20x3, CE (Linf 8/255)", "PGD-50x3, CE (Linf 8/255)", "APGDx3, CE (Linf 8/255)"]
+    fgsm, pgd, apgd = adversarial_eval.parse_attacks(" FGSM, pgd7_total ,apgd12_bce,pgd7_total", restarts=1)
+    assert (fgsm.steps, fgsm.label(0.5, "l2")) == (1, "FGSM, CE (L2 0.5)")
+    assert (pgd.objective, pgd.needs_experts, pgd.only_if_experts) == ("mocse_total", True, False)
+    assert apgd.label(4 / 255, "linf") == "APGD-12, expert BCE (Linf 4/255)"
+    assert adversarial_eval.check_budget(None, "l2") == 0.5 and adversarial_eval.check_budget(None, "linf") == EPS
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("cw", "unknown attack 'cw'"), ("pgd", "how many PGD steps"), ("apgd", "name APGD's objective"),
+    ("fgsm3", "FGSM is one step"), ("pgd20_kl", "unknown objective 'kl'"), (",", "no attack named"),
+    ("pgd0", "at least 1"),
+])
+def test_bad_attack_names(spec, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        adversarial_eval.parse_attacks(spec)
+
+
+# --- robust accuracy, per example ----------------------------------------------------------------------------
+
+
+def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
+    test = load_arrays("synthetic", "test", num_examples=120)
+    images01 = test.images.astype(np.float32) / 255.0
+    specs = adversarial_eval.parse_attacks("fgsm,pgd5,apgd5_dlr,pgd5_total,pgd5_bce")
+    results = adversarial_eval.evaluate_network(trained_expert_net, specs, images01, test.labels, eps=EPS,
+                                                norm="linf", batch_size=50, log=lambda line: None)
+    correct = results["correct"]
+    clean, robust = correct["clean"], {spec: correct[spec] for spec in specs}
+    assert results["clean"] == pytest.approx(clean.mean()) and results["clean"] > 0.25
+    for spec in specs:
+        assert not np.any(robust[spec] & ~clean), spec.name  # robust only where correct clean
+        assert results["robust"][spec] == pytest.approx(robust[spec].mean())
+    worst = np.logical_and.reduce([clean] + list(robust.values()))
+    assert results["worst_case"] == pytest.approx(worst.mean())
+    assert results["worst_case"] <= min(results["robust"].values())
+    pgd = next(s for s in specs if s.name == "pgd5")
+    fgsm = next(s for s in specs if s.name == "fgsm")
+    # The network is not robust at 8/255; five steps find at least what one finds on these images.
+    assert results["robust"][pgd] < 0.5 * results["clean"]
+    assert results["robust"][pgd] <= results["robust"][fgsm] + 0.02
+
+    # Attacks on the experts' outputs run only on networks that have experts.
+    plain = keras.Model(trained_expert_net.input, {"logits": trained_expert_net.output["logits"]})
+    plain_results = adversarial_eval.evaluate_network(plain, specs, images01[:20], test.labels[:20], eps=EPS,
+                                                      norm="linf", batch_size=50, log=lambda line: None)
+    assert [s.name for s in plain_results["robust"]] == ["fgsm", "pgd5", "apgd5_dlr"]
+
+
+# --- bin/eval_adv ---------------------------------------------------------------------------------------------
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "bin" / "eval_adv"), *args], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process, timeout=300):
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory, trained_expert_net):
+    """bin/train's export layout, saved_models/<run>/1 (SavedModel) beside saved_models/<run>/model.keras, of the
+    trained tiny expert net; and a lone SavedModel without a model.keras."""
+    base = tmp_path_factory.mktemp("saved_models")
+    run = base / "tiny_run"
+    saved_model = export.export_saved_model(trained_expert_net, str(run))
+    export.save_keras_atomic(trained_expert_net, str(run / "model.keras"))
+    lone = export.export_saved_model(preact_resnet18(width=2), str(base / "lone"))
+    return {"saved_model": saved_model, "keras": str(run / "model.keras"), "lone_saved_model": lone}
+
+
+def test_eval_adv_merges_its_rows_into_an_eval_c_report(tmp_path, exported_run):
+    # A bin/eval_c-style report of the same run (named tiny_run, as eval_c names saved_models/tiny_run/1) and of a
+    # model that eval_adv does not evaluate.
+    eval_c = tmp_path / "eval_c"
+    report_lib.write_report(report_lib.build_report({
+        "tiny_run": {"path": "x", "clean": 0.5, "num_clean_examples": 2000,
+                     "corruptions": {"gaussian_noise": {"1": 0.4, "3": 0.2}}},
+        "other": {"path": "y", "clean": 0.7, "corruptions": {"gaussian_noise": {"1": 0.6, "3": 0.5}}},
+    }, {"dataset": "synthetic", "source": "generate"}), str(eval_c))
+    out = tmp_path / "merged"
+    code, stdout, stderr = finish(start(
+        "--model", exported_run["saved_model"], "--dataset=synthetic", "--num_examples=60", "--batch_size=30",
+        "--attacks=pgd3,apgd3_ce,pgd3_total", f"--merge_with={eval_c}", f"--output_dir={out}"))
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    ours, other = report["models"]["tiny_run"], report["models"]["other"]
+    assert other == report_lib.load_report(str(eval_c / "report.json"))["models"]["other"]  # kept as it was
+    assert ours["clean"] == 0.5 and ours["corruptions"]["gaussian_noise"] == {"1": 0.4, "3": 0.2}
+    rows = ours["adversarial"]
+    assert list(rows) == ["Clean (the 60 attacked images)", "PGD-3, CE (Linf 8/255)", "APGD-3, CE (Linf 8/255)",
+                          "PGD-3, total loss CE+BCE (Linf 8/255)", "Worst case over all attacks (Linf 8/255)"]
+    clean, *attacked, worst = rows.values()
+    assert clean > 0.25 and all(worst <= value <= clean for value in attacked)
+    assert report["config"]["source"] == "generate" and report["config"]["adversarial"]["num_examples"] == 60
+    table = (out / "table1.md").read_text()
+    assert "| **Noise** | Gaussian Noise |" in table and "| **Adversarial** | Clean (the 60 attacked images) |" in table
+    assert table in stdout
+    assert {row["section"] for row in report_lib.csv_rows(report)} == {"clean", "corruption", "adversarial"}
+
+
+def test_bad_input_exits_2_with_one_error_line(tmp_path, exported_run):
+    cases = {
+        "SavedModel without model.keras": (("--model", exported_run["lone_saved_model"]),
+                                           ["gives no input gradients", "model.keras"]),
+        "attack name": (("--model", exported_run["keras"], "--attacks=pgd20,cw"), ["unknown attack 'cw'", "pgd20"]),
+    }
+    processes = {case: start(*command, f"--output_dir={tmp_path / 'out'}") for case, (command, _) in cases.items()}
+    for case, (_, fragments) in cases.items():
+        code, stdout, stderr = finish(processes[case])
+        assert code == 2, f"{case}: exit {code}\n{stderr}"
+        error_lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert len(error_lines) == 1 and "Traceback" not in stderr, f"{case}: {stderr}"
+        for fragment in fragments:
+            assert fragment in error_lines[0], f"{case}: {error_lines[0]}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    ({"models": []}, "no model to evaluate"),
+    ({"eps": 2.0}, "--eps is a radius in \\[0, 1\\]"),
+    ({"norm": "l1"}, "unknown --norm 'l1'"),
+    ({"restarts": 0}, "--restarts must be an integer >= 1"),
+    ({"num_examples": -1}, "--num_examples must be 0"),
+    ({"merge_with": "missing/report.json"}, "no such report"),
+    ({"models": ["three_classes"]}, "predicts 3 classes but --dataset=synthetic has 10"),
+    ({"attacks_spec": "pgd3_bce", "models": ["plain"]}, "no --model is a MoCSE network"),
+    ({"models": ["mismatched"]}, "gives different logits than the SavedModel"),
+])
+def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
+    paths = {"plain": str(tmp_path / "plain.keras"), "three_classes": str(tmp_path / "three_classes.keras")}
+    if arguments.get("models") == ["plain"]:
+        preact_resnet18(width=2).save(paths["plain"])
+    if arguments.get("models") == ["three_classes"]:
+        preact_resnet18(num_classes=3, width=2).save(paths["three_classes"])
+    if arguments.get("models") == ["mismatched"]:  # a SavedModel beside the model.keras of another network
+        run = tmp_path / "run"
+        paths["mismatched"] = export.export_saved_model(preact_resnet18(width=2), str(run))
+        export.save_keras_atomic(tiny_expert_net(seed=1), str(run / "model.keras"))
+    settings = {"models": [exported_run["keras"]], "dataset": "synthetic", "num_examples": 10, "attacks_spec": "pgd1",
+                "output_dir": str(tmp_path / "out"), "log": lambda line: None, **arguments}
+    settings["models"] = [paths.get(m, m) for m in settings["models"]]
+    with pytest.raises(UsageError, match=fragment):
+        adversarial_eval.run_eval_adv(**settings)
+    assert not (tmp_path / "out").exists()
