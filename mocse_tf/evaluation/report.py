@@ -331,6 +331,8 @@ def markdown_document(report):
         if any(s.get("relative_mce") is None for s in report["summary"].values()):
             lines.append(f"{MISSING} for relative mCE: undefined, because for some corruption the baseline's "
                          f"corrupted error does not exceed its clean error.")
+    if config.get("adversarial", {}).get("footnote"):  # what the adversarial rows measured (adversarial_eval)
+        lines.append(config["adversarial"]["footnote"])
     return "\n".join(lines).rstrip() + "\n"
 
 
