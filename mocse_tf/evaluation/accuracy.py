@@ -16,7 +16,7 @@ def correct_counter(classifier):
     """A tf.function (uint8 images [B, 32, 32, 3], int64 labels [B]) -> int64 number of correct top-1 answers."""
     predict = classifier.logits_fn()
 
-    @tf.function(input_signature=[IMAGE_SPEC, LABEL_SPEC])
+    @tf.function(input_signature=[IMAGE_SPEC, LABEL_SPEC], autograph=False)
     def count_correct(images, labels):
         outputs = predict(images)
         predicted = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int64)

@@ -121,7 +121,8 @@ def summarize(model, baseline=None):
         "severity_average": severity_means(model),
     }
     if baseline is not None:
-        summary.update({key: value for key, value in corruption_errors(model, baseline).items() if key != "corruptions"})
+        errors = corruption_errors(model, baseline)
+        summary.update({key: value for key, value in errors.items() if key != "corruptions"})
     return summary
 
 

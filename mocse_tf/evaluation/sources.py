@@ -119,6 +119,10 @@ class TfdsSource:
         try:
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
         except Exception as err:  # a wrong tar (checksum), a full disk, a cut connection: say so in one line
+            if "Checksum" in type(err).__name__:
+                raise UsageError(f"cannot prepare {builder.info.full_name}: {os.path.join(manual_dir, TFDS_ARCHIVE)} "
+                                 f"is not the genuine archive (its checksum differs); "
+                                 f"{tfds_offline_help(self.data_dir)}") from None
             raise UsageError(f"cannot prepare {builder.info.full_name}: {type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''}; {tfds_offline_help(self.data_dir)}") \
                 from None
@@ -129,7 +133,8 @@ class TfdsSource:
         if self.num_examples:
             # `take`, not a split slice: it reads only the first records and also works under tfds mock data.
             data = data.take(self.num_examples)
-        data = data.map(lambda image, label: (image, tf.cast(label, tf.int64)))
+        as_int64 = tf.autograph.experimental.do_not_convert(lambda image, label: (image, tf.cast(label, tf.int64)))
+        data = data.map(as_int64)
         return _prefetched(data.batch(batch_size))
 
 
@@ -202,6 +207,7 @@ class FolderSource:
             last = min(first + batch_size, stop)
             return np.asarray(array[first:last]), np.asarray(labels[first:last], np.int64)
 
+        @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing for AutoGraph to convert
         def read(index):
             images, batch_labels = tf.numpy_function(read_batch, [index], (tf.uint8, tf.int64), stateful=False)
             return tf.ensure_shape(images, (None,) + IMAGE_SHAPE), tf.ensure_shape(batch_labels, (None,))
@@ -249,6 +255,7 @@ def generated_dataset(images, labels, corruption, severity, seed, batch_size):
     severity = corruptions.validate_severity(severity)
     data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64))).batch(SEED_CHUNK).enumerate()
 
+    @tf.autograph.experimental.do_not_convert  # plain TF ops; AutoGraph only slows tracing down
     def corrupt_chunk(index, chunk):
         chunk_images, chunk_labels = chunk
         seed_pair = chunk_seed(seed, corruption, severity, index)
