@@ -57,8 +57,8 @@ def trainer_step_fn(network, images, labels):
     trainer.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=5e-4),
                     jit_compile=FLAGS.jit_compile)
     iterator = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
-    train_function = trainer.make_train_function()
-    return lambda: train_function(iterator)["loss"].numpy()
+    trainer.make_train_function()
+    return lambda: float(trainer.train_function(iterator)["loss"])
 
 
 def main(_):
