@@ -311,6 +311,18 @@ def merge_entry(existing, entry):
     return merged
 
 
+def footnote(dataset, num_examples, restarts, specs):
+    """The line under the table that says what the adversarial rows measured."""
+    parts = [f"Adversarial rows: accuracy on the first {num_examples} test images of {dataset}; an image counts "
+             f"only if it is classified correctly both clean and at the attack's point (only clean-correct images "
+             f"are attacked). PGD: steps of eps/4 from a uniform random start; APGD: Croce & Hein (2020)"]
+    parts.append(f"; {restarts} random restarts each" if restarts > 1 else "; no restarts")
+    parts.append(". Worst case: an image counts only if it survives every attack run on that model.")
+    if any(s.needs_experts for s in specs):
+        parts.append(" Attacks on the total loss (CE + BCE) and on the experts' BCE run on MoCSE models only.")
+    return "".join(parts)
+
+
 def report_path(merge_with):
     """The report.json named by --merge_with (the file, or a folder holding report.json)."""
     path = os.path.join(merge_with, report_lib.JSON_NAME) if os.path.isdir(merge_with) else merge_with
@@ -377,6 +389,7 @@ def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, 
                      "step_size": PGD_STEP_FRACTION * eps if s.kind == "pgd" else (eps if s.kind == "fgsm" else None),
                      "only_models_with_experts": s.needs_experts} for s in specs],
         "worst_case": "per example: robust only if correct clean and under every attack run on that model",
+        "footnote": footnote(dataset, len(data), restarts, specs),
         "mocse_tf_version": mocse_tf.__version__, "tensorflow_version": tf.__version__,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }

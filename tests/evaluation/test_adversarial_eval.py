@@ -2,6 +2,7 @@
 network with experts, the report it writes or merges into bin/eval_c's, and its bad-input errors."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -76,9 +77,9 @@ def test_bad_attack_names(spec, fragment):
 
 
 def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
-    test = load_arrays("synthetic", "test", num_examples=120)
+    test = load_arrays("synthetic", "test", num_examples=80)
     images01 = test.images.astype(np.float32) / 255.0
-    specs = adversarial_eval.parse_attacks("fgsm,pgd5,apgd5_dlr,pgd5_total,pgd5_bce")
+    specs = adversarial_eval.parse_attacks("fgsm,pgd4,apgd4_dlr,pgd4_total,pgd4_bce")
     results = adversarial_eval.evaluate_network(trained_expert_net, specs, images01, test.labels, eps=EPS,
                                                 norm="linf", batch_size=50, log=lambda line: None)
     correct = results["correct"]
@@ -90,17 +91,14 @@ def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
     worst = np.logical_and.reduce([clean] + list(robust.values()))
     assert results["worst_case"] == pytest.approx(worst.mean())
     assert results["worst_case"] <= min(results["robust"].values())
-    pgd = next(s for s in specs if s.name == "pgd5")
-    fgsm = next(s for s in specs if s.name == "fgsm")
-    # The network is not robust at 8/255; five steps find at least what one finds on these images.
-    assert results["robust"][pgd] < 0.5 * results["clean"]
-    assert results["robust"][pgd] <= results["robust"][fgsm] + 0.02
+    # The network is not robust at 8/255: every attack fools it on most clean-correct images.
+    assert all(accuracy < 0.6 * results["clean"] for accuracy in results["robust"].values())
 
     # Attacks on the experts' outputs run only on networks that have experts.
     plain = keras.Model(trained_expert_net.input, {"logits": trained_expert_net.output["logits"]})
-    plain_results = adversarial_eval.evaluate_network(plain, specs, images01[:20], test.labels[:20], eps=EPS,
-                                                      norm="linf", batch_size=50, log=lambda line: None)
-    assert [s.name for s in plain_results["robust"]] == ["fgsm", "pgd5", "apgd5_dlr"]
+    plain_results = adversarial_eval.evaluate_network(plain, specs[:1] + specs[3:], images01[:10], test.labels[:10],
+                                                      eps=EPS, norm="linf", log=lambda line: None)
+    assert [s.name for s in plain_results["robust"]] == ["fgsm"]
 
 
 # --- bin/eval_adv ---------------------------------------------------------------------------------------------
@@ -119,13 +117,11 @@ def finish(process, timeout=300):
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory, trained_expert_net):
     """bin/train's export layout, saved_models/<run>/1 (SavedModel) beside saved_models/<run>/model.keras, of the
-    trained tiny expert net; and a lone SavedModel without a model.keras."""
-    base = tmp_path_factory.mktemp("saved_models")
-    run = base / "tiny_run"
+    trained tiny expert net."""
+    run = tmp_path_factory.mktemp("saved_models") / "tiny_run"
     saved_model = export.export_saved_model(trained_expert_net, str(run))
     export.save_keras_atomic(trained_expert_net, str(run / "model.keras"))
-    lone = export.export_saved_model(preact_resnet18(width=2), str(base / "lone"))
-    return {"saved_model": saved_model, "keras": str(run / "model.keras"), "lone_saved_model": lone}
+    return {"saved_model": saved_model, "keras": str(run / "model.keras")}
 
 
 def test_eval_adv_merges_its_rows_into_an_eval_c_report(tmp_path, exported_run):
@@ -154,24 +150,21 @@ def test_eval_adv_merges_its_rows_into_an_eval_c_report(tmp_path, exported_run):
     assert report["config"]["source"] == "generate" and report["config"]["adversarial"]["num_examples"] == 60
     table = (out / "table1.md").read_text()
     assert "| **Noise** | Gaussian Noise |" in table and "| **Adversarial** | Clean (the 60 attacked images) |" in table
-    assert table in stdout
+    assert table in stdout and "Adversarial rows: accuracy on the first 60 test images of synthetic" in table
     assert {row["section"] for row in report_lib.csv_rows(report)} == {"clean", "corruption", "adversarial"}
 
 
-def test_bad_input_exits_2_with_one_error_line(tmp_path, exported_run):
-    cases = {
-        "SavedModel without model.keras": (("--model", exported_run["lone_saved_model"]),
-                                           ["gives no input gradients", "model.keras"]),
-        "attack name": (("--model", exported_run["keras"], "--attacks=pgd20,cw"), ["unknown attack 'cw'", "pgd20"]),
-    }
-    processes = {case: start(*command, f"--output_dir={tmp_path / 'out'}") for case, (command, _) in cases.items()}
-    for case, (_, fragments) in cases.items():
-        code, stdout, stderr = finish(processes[case])
-        assert code == 2, f"{case}: exit {code}\n{stderr}"
-        error_lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
-        assert len(error_lines) == 1 and "Traceback" not in stderr, f"{case}: {stderr}"
-        for fragment in fragments:
-            assert fragment in error_lines[0], f"{case}: {error_lines[0]}"
+def test_bad_input_exits_2_with_one_error_line(tmp_path):
+    # One real process; the other messages travel the same way (a UsageError that mocse_tf.cli turns into one
+    # line and exit status 2) and are checked in process below.
+    lone = tmp_path / "lone" / "1"  # a SavedModel folder with no model.keras beside it
+    lone.mkdir(parents=True)
+    (lone / "saved_model.pb").write_bytes(b"")
+    code, stdout, stderr = finish(start("--model", str(lone), f"--output_dir={tmp_path / 'out'}"))
+    assert code == 2, stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1 and "Traceback" not in stderr, stderr
+    assert "gives no input gradients" in error_lines[0] and "model.keras lies beside it" in error_lines[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -192,10 +185,9 @@ def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
         preact_resnet18(width=2).save(paths["plain"])
     if arguments.get("models") == ["three_classes"]:
         preact_resnet18(num_classes=3, width=2).save(paths["three_classes"])
-    if arguments.get("models") == ["mismatched"]:  # a SavedModel beside the model.keras of another network
-        run = tmp_path / "run"
-        paths["mismatched"] = export.export_saved_model(preact_resnet18(width=2), str(run))
-        export.save_keras_atomic(tiny_expert_net(seed=1), str(run / "model.keras"))
+    if arguments.get("models") == ["mismatched"]:  # the SavedModel beside the model.keras of another network
+        paths["mismatched"] = str(shutil.copytree(exported_run["saved_model"], tmp_path / "run" / "1"))
+        export.save_keras_atomic(tiny_expert_net(seed=1), str(tmp_path / "run" / "model.keras"))
     settings = {"models": [exported_run["keras"]], "dataset": "synthetic", "num_examples": 10, "attacks_spec": "pgd1",
                 "output_dir": str(tmp_path / "out"), "log": lambda line: None, **arguments}
     settings["models"] = [paths.get(m, m) for m in settings["models"]]
