@@ -317,6 +317,9 @@ def tune(config, settings):
     tuner.search(verbose=config.verbose)
 
     trials = [t for t in tuner.oracle.get_best_trials(num_trials=settings.max_trials) if t.score is not None]
+    # Ties (common on small validation splits) go to the earliest trial, so a resumed search names the same best.
+    sign = -1.0 if tuner.oracle.objective.direction == "max" else 1.0
+    trials.sort(key=lambda t: (sign * t.score, len(str(t.trial_id)), str(t.trial_id)))
     if not trials:
         raise UsageError(f"no trial of the search in {directory} finished with a score; see the errors above")
     best = trials[0]
