@@ -88,8 +88,8 @@ class AdversarialTraining:
 def make_training_attack(config, *, batch_statistics=False, unroll=False):
     """The `AdversarialTraining` of `config.adv`, or None for --adv=none (see the module docstring).
 
-    batch_statistics: batch normalisation mode during generation (False: inference mode, also the faster: PGD-10
-    cost 6.6x the plain step against 8.2x with batch statistics, bench/adversarial.py on this CPU). unroll: attack
+    batch_statistics: batch normalisation mode during generation (False: inference mode; the two cost the same
+    within noise, PGD-10 6.8x vs 6.7x the plain step back to back in bench/adversarial.py on this CPU). unroll: attack
     steps as a Python loop instead of a tf.while_loop; the two ran at the same speed within noise (PGD-10 7.1x
     looped vs 7.0x unrolled), and the loop traces faster (20 s vs 29 s), so it is the default.
     """
