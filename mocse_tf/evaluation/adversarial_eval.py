@@ -70,7 +70,7 @@ class AttackSpec:
     only_if_experts: bool = False  # from the default set: skipped (not an error) on models without experts
 
     def label(self, eps, norm):
-        """The report row, e.g. "PGD-50x5, CE (Linf 8/255)"; restarts appear as x<r>."""
+        """The report row, e.g. "PGD-50x5, CE (Linf 8/255)" or "APGD-100, DLR (Linf 8/255)"; x<r>: r restarts."""
         objective = next(display for obj, display, _ in OBJECTIVES.values() if obj == self.objective)
         restarts = f"x{self.restarts}" if self.restarts > 1 else ""
         if self.kind == "fgsm":
@@ -78,8 +78,7 @@ class AttackSpec:
         elif self.kind == "pgd":
             head = f"PGD-{self.steps}{restarts}, {objective}"
         else:
-            steps = "" if self.steps == APGD_DEFAULT_STEPS else f"-{self.steps}"
-            head = f"APGD{steps}{restarts}, {objective}"
+            head = f"APGD-{self.steps}{restarts}, {objective}"
         return f"{head} ({budget_label(eps, norm)})"
 
 

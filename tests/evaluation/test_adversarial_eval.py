@@ -55,7 +55,7 @@ def test_attack_names_and_labels():
     assert [(s.objective, s.needs_experts, s.only_if_experts) for s in specs[4:]] == [
         ("mocse_total", True, True), ("expert_bce", True, True)]
     assert [s.label(EPS, "linf") for s in specs[:3]] == [
-        "PGD-20x3, CE (Linf 8/255)", "PGD-50x3, CE (Linf 8/255)", "APGDx3, CE (Linf 8/255)"]
+        "PGD-20x3, CE (Linf 8/255)", "PGD-50x3, CE (Linf 8/255)", "APGD-100x3, CE (Linf 8/255)"]
     fgsm, pgd, apgd = adversarial_eval.parse_attacks(" FGSM, pgd7_total ,apgd12_bce,pgd7_total", restarts=1)
     assert (fgsm.steps, fgsm.label(0.5, "l2")) == (1, "FGSM, CE (L2 0.5)")
     assert (pgd.objective, pgd.needs_experts, pgd.only_if_experts) == ("mocse_total", True, False)
