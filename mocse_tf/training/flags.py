@@ -38,8 +38,9 @@ _FLAGS = (
     ("steps_per_epoch", "integer", "Cap on steps per epoch for smoke runs (0 = full pass over the data)."),
     ("adv", "string", "Adversarial training: none, pgd (Madry), trades or fgsm_rs (fast FGSM, random start)."),
     ("adv_eps", "float", "Adversarial L-inf radius in [0, 1] pixel units (8/255 = 0.0314)."),
-    ("adv_step_size", "float", "PGD step size in [0, 1] pixel units (2/255 = 0.00784)."),
-    ("adv_steps", "integer", "PGD / TRADES inner steps."),
+    ("adv_step_size", "float", "PGD / TRADES step in [0, 1] pixel units (2/255 = 0.00784); fgsm_rs always "
+                              "uses 1.25 x --adv_eps."),
+    ("adv_steps", "integer", "PGD / TRADES inner steps (not used by fgsm_rs)."),
     ("trades_beta", "float", "TRADES trade-off beta."),
     ("strategy", "string", "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
                            "(the hosts in TF_CONFIG; run the same command on each) or tpu (Cloud TPU VM or "
