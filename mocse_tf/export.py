@@ -112,6 +112,7 @@ def _is_saved_model(path):
 
 def resolve_model_path(path):
     """Accepts a SavedModel folder, a TF Serving base folder (takes its highest version) or a `.keras` file."""
+    path = os.fspath(path)  # str or pathlib.Path
     if path.endswith(".keras") and os.path.isfile(path):
         return path
     if _is_saved_model(path):
