@@ -2,7 +2,7 @@
 FGSM, PGD and APGD (L-inf and L2), TRADES, and the losses they maximise."""
 
 from mocse_tf.attacks.apgd import apgd, apgd_checkpoints
-from mocse_tf.attacks.config import KINDS, TRAINING_KINDS, Attack, make_attack, make_training_attack
+from mocse_tf.attacks.dispatch import KINDS, TRAINING_KINDS, Attack, make_attack, make_training_attack
 from mocse_tf.attacks.forward import as_output_dict, model_forward
 from mocse_tf.attacks.geometry import NORMS, project
 from mocse_tf.attacks.objectives import (

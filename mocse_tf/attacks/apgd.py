@@ -10,7 +10,8 @@ point. With objective "dlr" and targets this is APGD-T (targeted DLR).
 import tensorflow as tf
 
 from mocse_tf.attacks import geometry, objectives, selection, starts
-from mocse_tf.attacks.pgd import check_count, check_images, check_number, loss_and_gradient
+from mocse_tf.attacks.checks import check_count, check_images, check_number
+from mocse_tf.attacks.pgd import loss_and_gradient
 from mocse_tf.errors import UsageError
 
 MOMENTUM = 0.75

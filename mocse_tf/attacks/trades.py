@@ -5,7 +5,8 @@ import tensorflow as tf
 
 from mocse_tf import losses
 from mocse_tf.attacks import geometry, starts
-from mocse_tf.attacks.pgd import check_count, check_images, check_number, pgd_run
+from mocse_tf.attacks.checks import check_count, check_images, check_number
+from mocse_tf.attacks.pgd import pgd_run
 
 # The TRADES reference starts its inner maximisation at x + 0.001 * N(0, 1).
 START_SIGMA = 0.001

@@ -1,11 +1,13 @@
-"""One attack description for training and evaluation: `Attack` holds the settings, `generate` makes the
-adversarial batch. A train_step calls `attack.generate(forward, x01, labels, seed)`, an evaluator the same."""
+"""The attack dispatcher: `Attack` holds one attack's settings for training and evaluation, `make_attack` fills in
+each kind's defaults, and `Attack.generate` calls FGSM, PGD, APGD or TRADES. A train_step calls
+`attack.generate(forward, x01, labels, seed)`, an evaluator the same."""
 
 import dataclasses
 
 from mocse_tf.attacks import geometry, objectives, selection
 from mocse_tf.attacks.apgd import apgd
-from mocse_tf.attacks.pgd import check_count, check_number, pgd
+from mocse_tf.attacks.checks import check_count, check_number
+from mocse_tf.attacks.pgd import pgd
 from mocse_tf.attacks.trades import trades_adversary
 from mocse_tf.errors import UsageError
 
