@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from mocse_tf.errors import UsageError
-from mocse_tf.models.preact_resnet import check_positive_int, preact_resnet_body
+from mocse_tf.models.preact_resnet import check_positive_int, preact_resnet_body, torch_default_dense
 from mocse_tf.models.preprocessing import normalize_pixels, pixel_input
 
 
@@ -59,7 +59,7 @@ def expert_network(width, input_shape, name):
     """One binary expert: normalised image -> 2 logits ("not my class", "my class")."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     features = preact_resnet_body(inputs, width)
-    logits = keras.layers.Dense(2, dtype="float32", name="binary_logits")(features)
+    logits = torch_default_dense(2, features.shape[-1], "binary_logits", dtype="float32")(features)
     return keras.Model(inputs, logits, name=name)
 
 

@@ -18,10 +18,25 @@ def check_positive_int(name, value):
         raise UsageError(f"{name} must be a positive integer, got {value!r}")
 
 
+def torch_default_kernel_init():
+    """PyTorch's default for Conv2d and Linear weights, kaiming_uniform(a=sqrt(5)): U(-b, b) with
+    b = 1 / sqrt(fan_in), which is VarianceScaling(scale 1/3, fan_in, uniform) (limit sqrt(3 * scale / fan_in))."""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def torch_default_dense(units, fan_in, name, dtype=None):
+    """A Dense layer initialised as torch.nn.Linear: weights and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / fan_in**0.5
+    return keras.layers.Dense(units, kernel_initializer=torch_default_kernel_init(),
+                              bias_initializer=keras.initializers.RandomUniform(-bound, bound), dtype=dtype,
+                              name=name)
+
+
 def _conv(filters, kernel, strides, name):
+    # PyTorch's default initialisation (the PreAct-ResNet references never override it).
     return keras.layers.Conv2D(
         filters, kernel, strides=strides, padding="same", use_bias=False,
-        kernel_initializer="he_normal", name=name,
+        kernel_initializer=torch_default_kernel_init(), name=name,
     )
 
 
@@ -64,5 +79,5 @@ def preact_resnet18(num_classes=10, width=64, input_shape=(32, 32, 3), name="pre
     check_positive_int("width", width)
     pixels = pixel_input(input_shape)
     features = preact_resnet_body(normalize_pixels(pixels), width)
-    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(features)
+    logits = torch_default_dense(num_classes, features.shape[-1], "logits", dtype="float32")(features)
     return keras.Model(pixels, {"logits": logits}, name=name)

@@ -11,8 +11,8 @@ ADVERSARIAL_MODES = ("none", "pgd", "trades", "fgsm_rs")
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Defaults are the usual CIFAR PreAct-ResNet-18 recipe (SGD 0.1, momentum 0.9, wd 5e-4, batch 128,
-    cosine, 200 epochs)."""
+    """Defaults are the usual CIFAR PreAct-ResNet-18 recipe of PyTorch (torch.optim.SGD 0.1, momentum 0.9, coupled
+    weight decay 5e-4, batch 128, cosine per step, 200 epochs)."""
 
     arch: str = "mocse"
     dataset: str = "synthetic"
@@ -30,7 +30,8 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # torch.optim.SGD's coupled L2 (g += wd * w before momentum) unless decoupled
+    weight_decay_mode: str = "coupled"
     seed: int = 0
     precision: str = "float32"
     jit_compile: bool = False
@@ -70,11 +71,13 @@ class TrainConfig:
         from mocse_tf.data import AUGMENT_POLICIES, DATASETS
         from mocse_tf.models import AGGREGATORS, ARCHS
         from mocse_tf.training.distribute import STRATEGIES
+        from mocse_tf.training.optimizer import WEIGHT_DECAY_MODES
         from mocse_tf.training.schedules import LR_SCHEDULES
 
         choices = {
             "arch": ARCHS, "dataset": DATASETS, "augment": AUGMENT_POLICIES, "aggregate": tuple(AGGREGATORS),
             "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ADVERSARIAL_MODES, "strategy": STRATEGIES,
+            "weight_decay_mode": WEIGHT_DECAY_MODES,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)

@@ -31,7 +31,11 @@ _FLAGS = (
                               "or onecycle."),
     ("momentum", "float", "SGD momentum."),
     ("nesterov", "bool", "Use Nesterov momentum."),
-    ("weight_decay", "float", "SGD weight decay (0 disables)."),
+    ("weight_decay", "float", "SGD weight decay (0 disables); by default torch.optim.SGD's coupled L2 "
+                              "(wd * w added to the gradient before momentum), see --weight_decay_mode."),
+    ("weight_decay_mode", "string", "coupled (default: torch.optim.SGD's rule, the PyTorch CIFAR recipes) or "
+                                    "decoupled (Keras' SGD: w -= lr * wd * w after the step, about 10x weaker "
+                                    "at momentum 0.9)."),
     ("seed", "integer", "Random seed: data order, augmentation, initialisation, attacks."),
     ("precision", "string", "Keras dtype policy: float32, mixed_float16 or mixed_bfloat16 (GPUs)."),
     ("jit_compile", "bool", "Compile the train step with XLA (faster on GPUs, slower on this CPU)."),

@@ -18,6 +18,7 @@ from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
 from mocse_tf.training import distribute
 from mocse_tf.training.run_state import RunFolder, read_json, write_json_atomic
+from mocse_tf.training.optimizer import make_sgd
 from mocse_tf.training.schedules import make_schedule
 from mocse_tf.training.trainer import RobustTrainer
 
@@ -54,10 +55,8 @@ def build_trainer(config, num_classes):
 
 def make_optimizer(config, steps_per_epoch):
     schedule = make_schedule(config.lr_schedule, config.learning_rate, steps_per_epoch * config.epochs)
-    return keras.optimizers.SGD(
-        learning_rate=schedule, momentum=config.momentum, nesterov=config.nesterov,
-        weight_decay=config.weight_decay or None,
-    )
+    return make_sgd(schedule, momentum=config.momentum, nesterov=config.nesterov,
+                    weight_decay=config.weight_decay, weight_decay_mode=config.weight_decay_mode)
 
 
 def _steps_per_epoch(config, num_train):

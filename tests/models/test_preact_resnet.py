@@ -54,3 +54,25 @@ def test_bad_sizes_are_rejected(kwargs, message):
 def test_unknown_arch_lists_choices():
     with pytest.raises(UsageError, match="unknown arch 'resnet50'; choose one of preact_resnet18, mocse"):
         build_network("resnet50")
+
+
+def test_initialisation_is_pytorchs_default():
+    """Conv and Linear weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform a=sqrt(5)), Linear bias the same
+    bound; BatchNorm gamma 1, beta 0, momentum 0.1 in torch's convention (0.9 here), eps 1e-5."""
+    import keras
+
+    model = preact_resnet18(num_classes=10, width=8)
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = layer.kernel.numpy()
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            bound = 1.0 / np.sqrt(fan_in)
+            assert np.abs(kernel).max() <= bound + 1e-7, layer.name
+            # Uniform on [-b, b] has standard deviation b / sqrt(3); he_normal's would be sqrt(6) = 2.4x larger.
+            assert abs(kernel.std() / (bound / np.sqrt(3)) - 1) < (0.25 if kernel.size > 200 else 0.6), layer.name
+            if isinstance(layer, keras.layers.Dense):
+                bias = layer.bias.numpy()
+                assert np.abs(bias).max() <= bound and np.abs(bias).max() > 0, layer.name
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert layer.momentum == 0.9 and layer.epsilon == 1e-5, layer.name
+            assert np.all(layer.gamma.numpy() == 1) and np.all(layer.beta.numpy() == 0)
