@@ -1,0 +1,95 @@
+"""The tools' shared exit convention and clean stderr (mocse_tf/cli.py), checked on real processes."""
+
+import signal
+import subprocess
+import sys
+
+from mocse_tf import cli
+from tests.cli_helpers import assert_clean_error, tool_command, tool_env
+from tests.conftest import REPO_ROOT
+
+TOOLS = ("train", "eval_c", "eval_adv", "make_c", "predict", "tune")
+
+
+def _run_all(commands, timeout=180):
+    """Starts every command at once (each imports TensorFlow or absl: faster together), returns their results."""
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=tool_env()) for command in commands]
+    results = []
+    for command, process in zip(commands, processes):
+        stdout, stderr = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    return results
+
+
+def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():
+    cases = [(tool, "--epochz=3", ["Unknown command line flag 'epochz'"]) for tool in TOOLS]
+    cases += [("train", "--epochs=abc", ["--epochs=abc", "invalid literal"]),
+              ("eval_c", "--batch_size=1.5", ["--batch_size=1.5"]),
+              ("train", "--learning_rate=nan", ["--learning_rate=nan", "finite"]),
+              ("eval_adv", "--eps=inf", ["--eps=inf", "finite"]),
+              ("train", "--flagfile=/nonexistent/x.flags", ["/nonexistent/x.flags"])]
+    results = _run_all([tool_command(tool, arg) for tool, arg, _ in cases])
+    for (tool, arg, fragments), result in zip(cases, results):
+        assert result.stdout == "", (tool, arg, result.stdout)
+        assert_clean_error(result, *fragments)
+        assert "FATAL" not in result.stderr and "absl::InitializeLog" not in result.stderr, result.stderr
+
+
+def test_help_exits_0_for_every_tool():
+    commands = [tool_command(tool, "--help") for tool in TOOLS] + [tool_command("eval_c", "--helpfull"),
+                                                                   tool_command("train", "--epochz", "--help")]
+    for command, result in zip(commands, _run_all(commands)):
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+        assert "--" in result.stdout and result.stderr == "", (command, result.stderr[-2000:])
+
+
+def test_noise_patterns_match_only_tensorflow_start_up_lines():
+    noise = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        b"I0000 00:00:1795984766.782394    5530 port.cc:153] oneDNN custom operations are on. You may see "
+        b"slightly different numerical results due to floating-point round-off errors.\n",
+        b"E0000 00:00:1795984800.123456    5530 mkl_util.h:2022] oneDNN supports DT_UINT8 only on platforms with "
+        b"AVX-512. Falling back to the default Eigen-based implementation if present.\n",
+        b"E0000 00:00:1795984801.000001   10021 tensor.cc:1082] Tensor RefCount not reliable if buf_ points to a "
+        b"SubBuffer.\n",
+    ]
+    kept = [
+        b"error: --model x.keras is not a .keras archive\n",
+        b"E0000 00:00:1795984801.000001   10021 op_kernel.cc:1842] OP_REQUIRES failed: Out of memory\n",
+        b"Traceback (most recent call last):\n",
+        b"WARNING: something else entirely\n",
+        b"  note: oneDNN custom operations are on (quoted by the user)\n",
+    ]
+    assert all(cli.is_noise(line) for line in noise)
+    assert not any(cli.is_noise(line) for line in kept)
+
+
+def test_filter_keeps_errors_tracebacks_order_and_exit_status(tmp_path):
+    # A tool that writes C++-style noise straight to file descriptor 2, real messages around it, then fails.
+    script = tmp_path / "bin" / "fake_tool"
+    script.parent.mkdir()
+    script.write_text(
+        "from mocse_tf import cli\n"
+        "import os, signal, sys\n"
+        "print('out 1', flush=True)\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1.5    7 port.cc:153] oneDNN custom operations are on. Fine.\\n')\n"
+        "print('err 1', file=sys.stderr, flush=True)\n"
+        "os.write(2, b'E0000 00:00:1.5    7 kernel.cc:9] a real C++ error\\n')\n"
+        "if sys.argv[1] == 'signal':\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.write(2, b'no newline at the end')\n"
+        "raise RuntimeError('boom')\n")
+    log = tmp_path / "log.txt"
+    for mode in ("raise", "signal"):
+        with open(log, "w") as handle:  # stdout and stderr into one file, as `tool > log 2>&1` does
+            code = subprocess.run([sys.executable, str(script), mode], stdout=handle, stderr=subprocess.STDOUT,
+                                  env=tool_env(), cwd=REPO_ROOT, timeout=60).returncode
+        text = log.read_text()
+        assert "InitializeLog" not in text and "oneDNN" not in text, text
+        assert text.startswith("out 1\nerr 1\nE0000 00:00:1.5    7 kernel.cc:9] a real C++ error\n"), text
+        if mode == "raise":
+            assert code == 1 and "no newline at the end" in text and text.rstrip().endswith("RuntimeError: boom")
+        else:
+            assert code == -signal.SIGTERM, code
