@@ -1,0 +1,53 @@
+"""Expected calibration error (Guo et al. 2017, "On Calibration of Modern Neural Networks"), 15 equal-width bins.
+
+A prediction's confidence is its top softmax probability; bin m (m = 1..M) holds the confidences in ((m-1)/M, m/M].
+ECE = sum_m |B_m| / n * |accuracy(B_m) - mean confidence(B_m)|. The evaluation accumulates, per bin, the count,
+the sum of confidences and the number of correct predictions, batch by batch inside the graph, so that ECE over
+any number of batches is exact and costs no second pass.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+NUM_BINS = 15
+COUNT, CONFIDENCE_SUM, CORRECT_SUM = 0, 1, 2  # rows of a bin-statistics array [3, num_bins]
+
+
+def bin_statistics(logits, labels, num_bins=NUM_BINS):
+    """float64 [3, num_bins] tensor: per bin, the number of predictions, their summed confidence and the number
+    that are correct, for one batch of class logits [B, N] and integer labels [B]."""
+    logits = tf.cast(logits, tf.float32)
+    probabilities = tf.nn.softmax(logits, axis=-1)
+    confidence = tf.reduce_max(probabilities, axis=-1)
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
+    correct = tf.cast(tf.equal(predicted, tf.cast(tf.reshape(labels, [-1]), tf.int64)), tf.float64)
+    # Bin of c: ceil(c * M) - 1, so a confidence exactly on an edge m/M belongs to bin m (right-closed).
+    index = tf.cast(tf.math.ceil(tf.cast(confidence, tf.float64) * num_bins), tf.int32) - 1
+    index = tf.clip_by_value(index, 0, num_bins - 1)
+    confidence = tf.cast(confidence, tf.float64)
+    return tf.stack([
+        tf.math.unsorted_segment_sum(tf.ones_like(confidence), index, num_bins),
+        tf.math.unsorted_segment_sum(confidence, index, num_bins),
+        tf.math.unsorted_segment_sum(correct, index, num_bins),
+    ])
+
+
+def expected_calibration_error(statistics):
+    """ECE in [0, 1] from accumulated bin statistics [3, num_bins] (NumPy or tensor); NaN when they are empty."""
+    statistics = np.asarray(statistics, dtype=np.float64)
+    counts = statistics[COUNT]
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    gaps = np.abs(statistics[CORRECT_SUM] - statistics[CONFIDENCE_SUM])  # = |B_m| * |acc - conf|
+    return float(gaps.sum() / total)
+
+
+def ece_from_logits(logits, labels, num_bins=NUM_BINS):
+    """ECE of in-memory logits [n, N] and labels [n] (one batch)."""
+    return expected_calibration_error(bin_statistics(logits, labels, num_bins).numpy())
+
+
+def top1_correct_count(statistics):
+    """Number of correct top-1 predictions counted in bin statistics [3, num_bins]."""
+    return int(round(float(np.asarray(statistics)[CORRECT_SUM].sum())))
