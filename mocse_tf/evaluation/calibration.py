@@ -51,3 +51,32 @@ def ece_from_logits(logits, labels, num_bins=NUM_BINS):
 def top1_correct_count(statistics):
     """Number of correct top-1 predictions counted in bin statistics [3, num_bins]."""
     return int(round(float(np.asarray(statistics)[CORRECT_SUM].sum())))
+
+
+class CalibratedCounter:
+    """A top-1 counter for `accuracy.count_correct` that also accumulates ECE bin statistics from the same
+    forward pass: call `reset()` before a data set, read `ece()` after it."""
+
+    def __init__(self, classifier, num_bins=NUM_BINS):
+        from mocse_tf.evaluation.accuracy import IMAGE_SPEC, LABEL_SPEC
+
+        predict = classifier.logits_fn()
+        self.num_bins = num_bins
+
+        @tf.function(input_signature=[IMAGE_SPEC, LABEL_SPEC], autograph=False)
+        def batch_statistics(images, labels):
+            return bin_statistics(predict(images)["logits"], labels, num_bins)
+
+        self._batch_statistics = batch_statistics
+        self.reset()
+
+    def reset(self):
+        self.statistics = np.zeros((3, self.num_bins), dtype=np.float64)
+
+    def __call__(self, images, labels):
+        statistics = self._batch_statistics(images, labels).numpy()
+        self.statistics += statistics
+        return top1_correct_count(statistics)
+
+    def ece(self):
+        return expected_calibration_error(self.statistics)

@@ -16,6 +16,7 @@ from absl import logging
 from mocse_tf import corruptions
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import accuracy as accuracy_lib
+from mocse_tf.evaluation import calibration
 from mocse_tf.evaluation import sources
 
 CORRUPTION_SETS = {"all": corruptions.ALL, "benchmark": corruptions.BENCHMARK, "extra": corruptions.EXTRA}
@@ -111,12 +112,15 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
       source: a TfdsSource, FolderSource or GeneratedSource.
       clean: (images uint8 [N, 32, 32, 3], labels [N]) for clean accuracy, or None.
     Returns:
-      ({name: {"path", "num_examples", "clean", "corruptions": {corruption: {"severity": accuracy}}}},
+      ({name: {"path", "num_examples", "clean", "corruptions": {corruption: {"severity": accuracy}},
+               "calibration": {"clean": ECE, "corruptions": {corruption: {"severity": ECE}}}}},
        {"clean" or (corruption, severity): first `num_samples` images}).
     """
     names = list(classifiers)
-    counters = [accuracy_lib.correct_counter(classifiers[n]) for n in names]
-    results = {n: {"path": classifiers[n].path, "corruptions": {}} for n in names}
+    # One forward pass per batch gives both the top-1 count and the calibration bins (ECE, 15 bins).
+    counters = [calibration.CalibratedCounter(classifiers[n]) for n in names]
+    results = {n: {"path": classifiers[n].path, "corruptions": {}, "calibration": {"corruptions": {}}}
+               for n in names}
     samples = SampleCollector(num_samples)
     per_task = source.num_examples or 10_000
     target = (len(clean[0]) if clean is not None else 0) + per_task * len(corruption_names) * len(severities)
@@ -130,6 +134,8 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
 
     def run(key, dataset, label):
         started = time.perf_counter()
+        for counter in counters:
+            counter.reset()
         correct, total = accuracy_lib.count_correct(counters, dataset, samples.watch(key, advance))
         if total == 0:
             raise UsageError(f"{label}: the data set is empty; check --num_examples and the source")
@@ -137,19 +143,21 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
         logging.info("%s: %s (%d images, %.1f s)", label,
                      ", ".join(f"{n} {100 * a:.2f}%" for n, a in zip(names, accuracies)), total,
                      time.perf_counter() - started)
-        return accuracies, total
+        return accuracies, [counter.ece() for counter in counters], total
 
     if clean is not None:
-        accuracies, total = run("clean", sources.clean_dataset(clean[0], clean[1], batch_size), "clean")
-        for name, value in zip(names, accuracies):
+        accuracies, eces, total = run("clean", sources.clean_dataset(clean[0], clean[1], batch_size), "clean")
+        for name, value, ece in zip(names, accuracies, eces):
             results[name]["clean"] = value
+            results[name]["calibration"]["clean"] = ece
             results[name]["num_clean_examples"] = total
     for corruption in corruption_names:
         for severity in severities:
             dataset = source.dataset(corruption, severity, batch_size)
-            accuracies, total = run((corruption, severity), dataset, f"{corruption} severity {severity}")
-            for name, value in zip(names, accuracies):
+            accuracies, eces, total = run((corruption, severity), dataset, f"{corruption} severity {severity}")
+            for name, value, ece in zip(names, accuracies, eces):
                 results[name]["corruptions"].setdefault(corruption, {})[str(severity)] = value
+                results[name]["calibration"]["corruptions"].setdefault(corruption, {})[str(severity)] = ece
                 results[name]["num_examples"] = total
     if bar is not None and seen[0] < target:  # fewer images than announced (a short tfds set): close the bar
         bar.update(seen[0], finalize=True)

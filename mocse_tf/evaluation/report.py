@@ -7,7 +7,9 @@ A report is a plain dict, the same in memory and in `report.json`:
      "models": {"<name>": {"path": ..., "num_examples": N,
                            "clean": 0.9463,                                   # accuracies in [0, 1]
                            "corruptions": {"gaussian_noise": {"1": 0.81, ...}, ...},
-                           "adversarial": {"PGD-20 (Linf 8/255)": 0.52, ...}}},   # optional section
+                           "adversarial": {"PGD-20 (Linf 8/255)": 0.52, ...},     # optional section
+                           "calibration": {"clean": 0.03,                          # ECE (15 bins), optional
+                                           "corruptions": {"gaussian_noise": {"1": 0.12, ...}, ...}}}},
      "summary": {"<name>": {...averages, mCE...}}}                              # recomputed on every write
 
 Any evaluation (corruption, adversarial) fills its own section of a model's entry; `write_report` renders
@@ -120,6 +122,11 @@ def summarize(model, baseline=None):
         "corruption_average": means,
         "severity_average": severity_means(model),
     }
+    calibration = model.get("calibration", {})
+    if calibration:
+        cells = [ece for by_severity in calibration.get("corruptions", {}).values() for ece in by_severity.values()]
+        summary["ece_clean"] = calibration.get("clean")
+        summary["ece_corruption_average"] = _mean(cells)
     if baseline is not None:
         errors = corruption_errors(model, baseline)
         summary.update({key: value for key, value in errors.items() if key != "corruptions"})
@@ -137,7 +144,8 @@ def _check_accuracy(where, value):
 
 def normalize_model(name, model):
     """A model entry with canonical corruption names, string severities and checked accuracies."""
-    entry = {key: value for key, value in model.items() if key not in ("clean", "corruptions", "adversarial")}
+    entry = {key: value for key, value in model.items()
+             if key not in ("clean", "corruptions", "adversarial", "calibration")}
     if "clean" in model:
         entry["clean"] = _check_accuracy(f"model {name} clean", model["clean"])
     if model.get("corruptions"):
@@ -150,6 +158,16 @@ def normalize_model(name, model):
     if model.get("adversarial"):
         entry["adversarial"] = {str(label): _check_accuracy(f"model {name} {label}", accuracy)
                                 for label, accuracy in model["adversarial"].items()}
+    if model.get("calibration"):  # ECE values lie in [0, 1] like accuracies
+        calibration = model["calibration"]
+        entry["calibration"] = {}
+        if calibration.get("clean") is not None:
+            entry["calibration"]["clean"] = _check_accuracy(f"model {name} clean ECE", calibration["clean"])
+        entry["calibration"]["corruptions"] = {
+            canonical_name(corruption): {
+                str(int(severity)): _check_accuracy(f"model {name} {corruption} severity {severity} ECE", ece)
+                for severity, ece in sorted(by_severity.items(), key=lambda kv: int(kv[0]))}
+            for corruption, by_severity in calibration.get("corruptions", {}).items()}
     return entry
 
 
@@ -214,6 +232,14 @@ def csv_rows(report):
         for label, accuracy in model.get("adversarial", {}).items():
             rows.append({**common, "section": "adversarial", "group": "", "name": label, "severity": "",
                          "accuracy": repr(accuracy)})
+        calibration = model.get("calibration", {})
+        if "clean" in calibration:  # the "accuracy" column holds the ECE in these rows
+            rows.append({**common, "section": "ece", "group": "", "name": "natural", "severity": "",
+                         "accuracy": repr(calibration["clean"])})
+        for corruption, by_severity in calibration.get("corruptions", {}).items():
+            for severity, ece in by_severity.items():
+                rows.append({**common, "section": "ece", "group": group_of.get(corruption, ""), "name": corruption,
+                             "severity": severity, "accuracy": repr(ece)})
     return rows
 
 
@@ -237,6 +263,12 @@ def read_csv(path):
                 model["clean"] = accuracy
             elif row["section"] == "corruption":
                 model.setdefault("corruptions", {}).setdefault(row["name"], {})[row["severity"]] = accuracy
+            elif row["section"] == "ece":
+                calibration = model.setdefault("calibration", {})
+                if row["name"] == "natural":
+                    calibration["clean"] = accuracy
+                else:
+                    calibration.setdefault("corruptions", {}).setdefault(row["name"], {})[row["severity"]] = accuracy
             else:
                 model.setdefault("adversarial", {})[row["name"]] = accuracy
     return models
@@ -302,6 +334,10 @@ def markdown_table(report):
         attack_labels += [label for label in model.get("adversarial", {}) if label not in attack_labels]
     for index, label in enumerate(attack_labels):
         add("**Adversarial**" if index == 0 else "", label, [m.get("adversarial", {}).get(label) for m in models])
+    if any(m.get("calibration") for m in models):
+        add("**Calibration**", "ECE, natural samples (15 bins; lower is better)",
+            [s.get("ece_clean") for s in summaries])
+        add("", "ECE, average over corruptions and severities", [s.get("ece_corruption_average") for s in summaries])
 
     header = "| | | " + " | ".join(names) + " |"
     rule = "|---|---|" + "---:|" * len(names)

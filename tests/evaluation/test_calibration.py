@@ -59,3 +59,46 @@ def test_neighbouring_bins_are_kept_apart():
     logits = np.log(np.array([[0.9, 0.1], [0.05, 0.95]], dtype=np.float32))
     labels = np.array([1, 1])
     assert calibration.ece_from_logits(logits, labels) == pytest.approx(0.475, abs=1e-6)
+
+
+def test_corruption_evaluation_reports_ece_of_every_cell(tiny_models, released_folder, synthetic_test):
+    """Through the real evaluation loop (batches of 8, the last short): ECE per cell equals the NumPy reference on
+    the model's own logits, and the report shows it clean and averaged over corruptions."""
+    from mocse_tf.evaluation import corruption_eval, report, sources
+    from mocse_tf.export import load_classifier
+
+    classifier = load_classifier(tiny_models["keras"])
+    source = sources.FolderSource(str(released_folder), ["gaussian_noise"], num_examples=20)
+    clean_images, clean_labels = synthetic_test.images[:25], synthetic_test.labels[:25].astype(np.int64)
+    results, _ = corruption_eval.evaluate({"m": classifier}, source, ["gaussian_noise"], [1, 4],
+                                          clean=(clean_images, clean_labels), batch_size=8, show_progress=False)
+    logits = lambda images: np.asarray(classifier.predict(images)["logits"], dtype=np.float64)
+    calibration_result = results["m"]["calibration"]
+    assert calibration_result["clean"] == pytest.approx(numpy_ece(logits(clean_images), clean_labels), abs=1e-6)
+    stacked = np.load(released_folder / "gaussian_noise.npy")
+    labels = np.load(released_folder / "labels.npy").astype(np.int64)
+    n = len(synthetic_test.images)
+    expected = {}
+    for severity in (1, 4):
+        block = slice((severity - 1) * n, (severity - 1) * n + 20)
+        expected[severity] = numpy_ece(logits(stacked[block]), labels[block])
+        assert calibration_result["corruptions"]["gaussian_noise"][str(severity)] == pytest.approx(
+            expected[severity], abs=1e-6)
+
+    built = report.build_report(results)
+    assert built["summary"]["m"]["ece_corruption_average"] == pytest.approx((expected[1] + expected[4]) / 2,
+                                                                            abs=1e-6)
+    table = report.markdown_table(built)
+    assert "| **Calibration** | ECE, natural samples (15 bins; lower is better) | " \
+           f"{100 * calibration_result['clean']:.2f} |" in table
+    assert "ECE, average over corruptions and severities" in table
+
+
+def test_ece_survives_json_and_csv(tmp_path):
+    from mocse_tf.evaluation import report
+
+    models = {"m": {"clean": 0.5, "corruptions": {"fog": {"1": 0.4, "2": 0.3}},
+                    "calibration": {"clean": 0.1, "corruptions": {"fog": {"1": 1 / 3, "2": 0.25}}}}}
+    paths = report.write_report(report.build_report(models), tmp_path)
+    assert report.load_report(paths["json"])["models"]["m"]["calibration"] == models["m"]["calibration"]
+    assert report.read_csv(paths["csv"])["m"]["calibration"] == models["m"]["calibration"]
