@@ -197,7 +197,7 @@ def test_margin_never_rises_and_constraints_hold(net_and_batch, norm, eps):
     forward, x, labels = net_and_batch
     # Without rescaling, a longer budget repeats a shorter one's iterations first, and a proposal is kept only if
     # it lowers the margin: the margin after more queries is never higher.
-    margins = []
+    margins, points = [], []
     for queries in (1, 20, 150):
         adv = _graph_square(forward, eps=eps, norm=norm, queries=queries, seed=7, rescale_schedule=False)(x, labels)
         adv = adv.numpy()
@@ -205,7 +205,12 @@ def test_margin_never_rises_and_constraints_hold(net_and_batch, norm, eps):
         size = np.abs(delta).max(axis=1) if norm == "linf" else np.sqrt(np.sum(delta ** 2, axis=1))
         assert np.all(size <= eps * (1 + 1e-5)) and adv.min() >= 0 and adv.max() <= 1
         margins.append(_margin(forward, adv, labels))
+        points.append(adv)
     clean = _margin(forward, x, labels)
+    # Only examples not yet fooled are queried further: a fooled example keeps its point.
+    fooled = margins[1] <= 0
+    assert 0 < np.sum(fooled) < len(x)
+    np.testing.assert_array_equal(points[2][fooled], points[1][fooled])
     assert np.all(margins[1] <= margins[0] + 1e-4) and np.all(margins[2] <= margins[1] + 1e-4)
     assert np.mean(margins[2]) < np.mean(margins[0]) - 0.1 * np.std(clean)
     if norm == "l2":  # the L2 attack keeps its perturbation on the eps sphere (images in [0.2, 0.8] rarely clip)
