@@ -1,5 +1,5 @@
 """Adversarial attacks on images in [0, 1], shared by adversarial training and adversarial evaluation:
-FGSM, PGD and APGD (L-inf and L2), TRADES, and the losses they maximise."""
+FGSM, PGD and APGD (L-inf and L2), TRADES, the gradient-free Square attack, and the losses they maximise."""
 
 from mocse_tf.attacks.apgd import apgd, apgd_checkpoints
 from mocse_tf.attacks.dispatch import KINDS, TRAINING_KINDS, Attack, make_attack, make_training_attack
@@ -10,11 +10,12 @@ from mocse_tf.attacks.objectives import (
 )
 from mocse_tf.attacks.pgd import fgsm, pgd
 from mocse_tf.attacks.selection import KEEPS
+from mocse_tf.attacks.square import square_attack
 from mocse_tf.attacks.trades import trades_adversary, trades_kl, trades_loss
 
 __all__ = [
     "Attack", "KEEPS", "KINDS", "NORMS", "OBJECTIVES", "TRAINING_KINDS", "apgd", "apgd_checkpoints",
     "as_output_dict", "attack_loss_fn", "attack_success_fn", "dlr_loss", "fgsm", "make_attack",
-    "make_training_attack", "model_forward", "pgd", "project", "ranked_targets", "targeted_dlr_loss",
-    "trades_adversary", "trades_kl", "trades_loss",
+    "make_training_attack", "model_forward", "pgd", "project", "ranked_targets", "square_attack",
+    "targeted_dlr_loss", "trades_adversary", "trades_kl", "trades_loss",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from mocse_tf.attacks import geometry, starts
-from mocse_tf.attacks.pgd import check_count, check_images, check_number
+from mocse_tf.attacks.checks import check_count, check_eps, check_images, check_number, check_targets
 from mocse_tf.errors import UsageError
 
 # The schedule of p: p = p_init / 2^k, k the number of these (rescaled) iterations that lie strictly below the
@@ -200,17 +200,6 @@ def margin_and_loss(logits, labels, targets=None):
     return best_other - own, tf.reduce_logsumexp(logits, axis=1) - own
 
 
-def check_targets(targets, num_classes):
-    """Raises UsageError if `targets` (when its values are known while tracing) name a class outside the logits."""
-    values = None if targets is None else tf.get_static_value(targets)
-    if values is None or num_classes is None:
-        return
-    values = np.asarray(values)
-    if values.size and (values.min() < 0 or values.max() >= num_classes):
-        raise UsageError(f"target classes must lie in 0 .. {num_classes - 1} (the logits have {num_classes} classes), "
-                         f"got targets from {values.min()} to {values.max()}")
-
-
 def _gather_or_none(values, index):
     return None if values is None else tf.gather(values, index)
 
@@ -294,9 +283,7 @@ def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_ini
     Each example returns its point with the lowest loss, or the first that fooled it.
     """
     geometry.check_norm(norm)
-    check_number("eps", eps, 0.0, strict=False)
-    if eps > 1:
-        raise UsageError(f"eps is a radius in [0, 1] image units (8/255 = 0.0314), got {eps!r}")
+    check_eps(eps)
     check_count("queries", queries)
     check_count("restarts", restarts)
     _check_p_init(p_init)
