@@ -93,3 +93,21 @@ def test_filter_keeps_errors_tracebacks_order_and_exit_status(tmp_path):
             assert code == 1 and "no newline at the end" in text and text.rstrip().endswith("RuntimeError: boom")
         else:
             assert code == -signal.SIGTERM, code
+
+
+def test_train_redirected_to_a_file_writes_one_plain_line_per_epoch_and_no_tensorflow_noise(tmp_path):
+    log = tmp_path / "train.log"
+    with open(log, "w") as handle:  # `bin/train ... > train.log 2>&1`
+        code = subprocess.run(
+            tool_command("train", "--arch=preact_resnet18", "--width=4", "--dataset=synthetic", "--epochs=3",
+                         "--num_train_examples=256", "--num_test_examples=64", "--batch_size=64", "--noexport",
+                         f"--output_dir={tmp_path / 'run'}"),
+            stdout=handle, stderr=subprocess.STDOUT, env=tool_env(), timeout=300).returncode
+    text = log.read_text()
+    assert code == 0, text
+    assert not any(c in text for c in "\x1b\r\b"), repr(text[:500])
+    assert not any(cli.is_noise(line.encode()) for line in text.splitlines(keepends=True)), text
+    assert "absl::InitializeLog" not in text and "oneDNN" not in text and "E0000" not in text, text
+    epoch_lines = [line for line in text.splitlines() if line.lower().startswith("epoch")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"], text
+    assert all("4/4 steps" in line and "val_accuracy" in line for line in epoch_lines), text

@@ -32,6 +32,7 @@ from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import report as report_lib
 from mocse_tf.evaluation.corruption_eval import _model_names as model_names_of
 from mocse_tf.export import load_classifier, resolve_model_path
+from mocse_tf.progress import Progress
 
 NORMS = ("linf", "l2")
 DEFAULT_EPS = {"linf": 8.0 / 255.0, "l2": 0.5}
@@ -231,10 +232,11 @@ def clean_correct(predictor, images01, labels, batch_size):
     return np.concatenate(correct)
 
 
-def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size, seed):
+def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size, seed, advance=None):
     """bool [N]: correct clean and at the attack's adversarial point; only clean-correct examples are attacked.
 
-    Every batch draws its own starts: seed is (seed, batch index) for the stateless random ops.
+    Every batch draws its own starts: seed is (seed, batch index) for the stateless random ops. `advance(count)`
+    is told of each batch done (progress reports).
     """
     # A partial, not a lambda: TF counts traces per code object and would call one trace per attack "retracing".
     generate = tf.function(
@@ -248,11 +250,13 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
         adversarial = generate(tf.constant(images01[chosen]), tf.constant(labels[chosen]),
                                tf.constant([seed, batch_index], tf.int64))
         robust[chosen] = predictor(adversarial) == labels[chosen]
+        if advance is not None:
+            advance(len(chosen))
     return robust
 
 
 def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
-                     log=print, model_name="model"):
+                     log=print, model_name="model", advance=lambda count: None):
     """Clean and robust accuracy of one network on images01 (float32 [N, 32, 32, 3] in [0, 1]) and labels [N].
 
     Returns {"clean": accuracy, "robust": {AttackSpec: accuracy}, "worst_case": accuracy, "worst_case_of": [specs],
@@ -261,6 +265,7 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
     predictor = Predictor(network)
     labels = np.asarray(labels, np.int64)
     is_clean_correct = clean_correct(predictor, images01, labels, batch_size)
+    advance(len(labels))
     log(f"{model_name}: clean {100 * is_clean_correct.mean():.2f}% ({len(labels)} images)")
     has_experts = "expert_logits" in network.output
     results = {"clean": float(is_clean_correct.mean()), "robust": {}, "correct": {"clean": is_clean_correct}}
@@ -270,7 +275,8 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
         started = time.perf_counter()
         attack = make_attack(spec, eps, norm, bce_weight)
         robust = robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size,
-                                seed * 1_000_003 + index)
+                                seed * 1_000_003 + index, advance)
+        advance(len(labels) - int(is_clean_correct.sum()))  # the images already wrong are not attacked
         results["robust"][spec] = float(robust.mean())
         results["correct"][spec] = robust
         survivors &= robust
@@ -374,9 +380,13 @@ def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, 
 
     images01 = data.images.astype(np.float32) / 255.0
     entries = {}
+    # Images done over all models and attacks (the clean pass counts as one): a plain line a minute, never redrawn
+    # in place, as the per-attack lines are printed between them.
+    progress = Progress(sum(len(data) * (1 + len(applicable(specs, "expert_logits" in n.output)))
+                            for n in networks.values()), unit="image", live=False)
     for name, network in networks.items():
         results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm, batch_size=batch_size,
-                                   seed=seed, bce_weight=bce_weight, log=log, model_name=name)
+                                   seed=seed, bce_weight=bce_weight, log=log, model_name=name, advance=progress.add)
         entries[name] = model_entry(keras_paths[name], results, eps, norm, len(data), with_worst_case=len(specs) > 1)
 
     settings = {

@@ -6,10 +6,8 @@ makes on-the-fly generation affordable for several models.
 
 import datetime
 import os
-import sys
 import time
 
-import keras
 import numpy as np
 from absl import logging
 
@@ -18,6 +16,7 @@ from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import accuracy as accuracy_lib
 from mocse_tf.evaluation import calibration
 from mocse_tf.evaluation import sources
+from mocse_tf.progress import Progress
 
 CORRUPTION_SETS = {"all": corruptions.ALL, "benchmark": corruptions.BENCHMARK, "extra": corruptions.EXTRA}
 
@@ -68,10 +67,8 @@ def check_class_counts(classifiers, num_classes, data_name):
 
 
 def progress_bar(target):
-    """A Keras progress bar: live on a terminal, one final line when the output is a file or a pipe."""
-    interactive = sys.stdout.isatty()
-    return keras.utils.Progbar(target, unit_name="image", verbose=1 if interactive else 2,
-                               interval=0.1 if interactive else 60.0)
+    """Images done, elapsed and remaining: live on a terminal, a plain line a minute in a file or a pipe."""
+    return Progress(target, unit="image")
 
 
 def check_source_classes(source, num_classes, dataset):

@@ -54,7 +54,8 @@ _FLAGS = (
                              "rerunning with the same flags resumes it."),
     ("export_dir", "string", "Base folder of exports: <export_dir>/<run_name>/<version>/ and model.keras."),
     ("export", "bool", "Export a SavedModel and a .keras file when training ends (--noexport skips it)."),
-    ("verbose", "integer", "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch."),
+    ("verbose", "integer", "Progress: 0 silent, 1 a live line per epoch on a terminal (one plain line per epoch "
+                           "when the output is a file or a pipe), 2 one line per epoch."),
 )
 
 

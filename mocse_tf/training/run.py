@@ -7,6 +7,7 @@ continues at the first unfinished epoch and follows the same trajectory as an un
 
 import math
 import os
+import sys
 import time
 
 import keras
@@ -16,6 +17,7 @@ from mocse_tf import export
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
+from mocse_tf.progress import EpochProgress
 from mocse_tf.training import distribute
 from mocse_tf.training.run_state import RunFolder, read_json, write_json_atomic
 from mocse_tf.training.optimizer import make_sgd
@@ -112,15 +114,16 @@ def _train(config, strategy, resume_dir, extra_callbacks):
     test_ds = make_pipeline(test_data.images, test_data.labels, config.batch_size, training=False)
     callbacks = [StopOnNonFiniteLoss(), keras.callbacks.TensorBoard(folder.log_dir, update_freq="epoch"),
                  *extra_callbacks]
+    if config.verbose:  # the tool's own epoch count; a live line only on a terminal, plain lines in a log file
+        live = config.verbose == 1 and sys.stdout.isatty()
+        callbacks.append(EpochProgress(config.epochs, steps_per_epoch, live=live))
     for epoch in range(start_epoch, config.epochs):
         train_ds = make_pipeline(train_data.images, train_data.labels, config.batch_size, training=True,
                                  augment=config.augment, seed=epoch_seed(config.seed, epoch))
-        if config.verbose:
-            print(f"epoch {epoch + 1}/{config.epochs}")
         started = time.time()
         try:
             fit = trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                              validation_data=test_ds, callbacks=callbacks, verbose=config.verbose,
+                              validation_data=test_ds, callbacks=callbacks, verbose=0,
                               shuffle=False)  # the pipeline already shuffles, seeded per epoch
         except NonFiniteLoss as err:
             raise UsageError(f"training stopped: {err} in epoch {epoch + 1}; the last good checkpoint "

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -206,7 +207,8 @@ def _hypermodel_class():
             train_ds = make_pipeline(images, labels, config.batch_size, training=True, augment=config.augment,
                                      seed=config.seed)
             return model.fit(train_ds, epochs=epochs or config.epochs, initial_epoch=initial_epoch,
-                             steps_per_epoch=self.steps_per_epoch, shuffle=False, verbose=config.verbose,
+                             steps_per_epoch=self.steps_per_epoch, shuffle=False,
+                             verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
                              callbacks=[ValidationScores(self.sets), *callbacks])
 
     return TrainerHyperModel
