@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 from mocse_tf.errors import UsageError
 
@@ -83,6 +84,10 @@ class TrainConfig:
             value = getattr(self, field)
             if value not in allowed:
                 raise UsageError(f"unknown --{field}={value!r}; choose one of {', '.join(allowed)}")
+        for field in dataclasses.fields(self):  # NaN passes every comparison below, so it is refused first
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{field.name} must be a finite number, got {value}")
         for field in ("epochs", "batch_size", "adv_steps"):
             if getattr(self, field) <= 0:
                 raise UsageError(f"--{field} must be a positive integer, got {getattr(self, field)}")
@@ -100,7 +105,28 @@ class TrainConfig:
         if self.adv != "none" and not (0 < self.adv_eps <= 1 and 0 < self.adv_step_size <= 1):
             raise UsageError(f"--adv_eps and --adv_step_size are in [0, 1] pixel units (8/255 = 0.0314), got "
                              f"{self.adv_eps} and {self.adv_step_size}")
+        if self.adv == "trades" and self.trades_beta < 0:
+            raise UsageError(f"--trades_beta must be >= 0, got {self.trades_beta}")
         return self
+
+    def inactive_settings(self, given):
+        """The settings among `given` (field names set by the user) that do nothing in this configuration, as
+        (field, deciding field, its value) triples: e.g. ("adv_eps", "adv", "none")."""
+        inactive = []
+
+        def unused(fields, decider, condition):
+            if condition:
+                inactive.extend((f, decider, getattr(self, decider)) for f in fields if f in given)
+
+        unused(("adv_eps", "adv_step_size", "adv_steps", "trades_beta"), "adv", self.adv == "none")
+        unused(("adv_step_size", "adv_steps"), "adv", self.adv == "fgsm_rs")
+        unused(("trades_beta",), "adv", self.adv in ("pgd", "fgsm_rs"))
+        unused(("bce_weight", "aggregate"), "arch", self.arch != "mocse")
+        unused(("local_dir",), "dataset", self.dataset != "cifar10_local")
+        unused(("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local"))
+        unused(("nesterov",), "momentum", self.momentum == 0)
+        unused(("weight_decay_mode",), "weight_decay", self.weight_decay == 0)
+        return inactive
 
     def identity(self):
         """The fields that define what is trained; two runs with equal identities may share a folder."""

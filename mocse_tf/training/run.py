@@ -44,6 +44,16 @@ def epoch_seed(seed, epoch):
     return int(seed) * 100_003 + int(epoch)
 
 
+def non_finite_message(err, epoch, config, latest_checkpoint):
+    """What stopped, what is kept (only a checkpoint that exists) and what to change."""
+    if latest_checkpoint:
+        kept = f"the last good checkpoint (epoch {epoch}) is kept in {os.path.dirname(latest_checkpoint)}"
+    else:
+        kept = "no epoch had finished, so there is no checkpoint to keep"
+    fixes = ["lower --learning_rate"] + (["use --precision=float32"] if config.precision != "float32" else [])
+    return f"training stopped: {err} in epoch {epoch + 1}; {kept}; {' or '.join(fixes)}"
+
+
 def build_trainer(config, num_classes):
     """Network + trainer + optimizer for a configuration (no data, no checkpoint)."""
     from mocse_tf.training.adversarial import make_training_attack
@@ -126,9 +136,8 @@ def _train(config, strategy, resume_dir, extra_callbacks):
                               validation_data=test_ds, callbacks=callbacks, verbose=0,
                               shuffle=False)  # the pipeline already shuffles, seeded per epoch
         except NonFiniteLoss as err:
-            raise UsageError(f"training stopped: {err} in epoch {epoch + 1}; the last good checkpoint "
-                             f"(epoch {epoch}) is kept in {folder.checkpoint_dir}; lower --learning_rate or use "
-                             f"--precision=float32") from None
+            raise UsageError(non_finite_message(err, epoch, config, tf.train.latest_checkpoint(resume_dir))) \
+                from None
         entry = {"epoch": epoch + 1, "seconds": round(time.time() - started, 3)}
         entry.update({k: float(v[-1]) for k, v in fit.history.items()})
         entry["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -79,3 +79,40 @@ def test_cli_bad_flag_value_and_stray_argument(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "--epochs" in result.stderr
     assert_clean_error(run_tool("train", "oops"), "unexpected arguments ['oops']")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(learning_rate=float("nan")), "--learning_rate must be a finite number, got nan"),
+    (dict(adv="pgd", adv_eps=float("inf")), "--adv_eps must be a finite number, got inf"),
+    (dict(weight_decay=float("nan")), "--weight_decay must be a finite number, got nan"),
+    (dict(adv="trades", trades_beta=-1.0), "--trades_beta must be >= 0, got -1.0"),
+])
+def test_non_finite_and_out_of_range_floats_are_refused(tmp_path, overrides, message):
+    # NaN passed the old `<= 0` checks, trained, and a rerun was then refused as "a different run (nan vs nan)".
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        train(_config(tmp_path, **overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_settings_that_do_nothing_are_named():
+    given = {"adv_eps", "trades_beta", "bce_weight", "local_dir", "learning_rate"}
+    assert TrainConfig(arch="preact_resnet18").inactive_settings(given) == [
+        ("adv_eps", "adv", "none"), ("trades_beta", "adv", "none"), ("bce_weight", "arch", "preact_resnet18"),
+        ("local_dir", "dataset", "synthetic")]
+    assert TrainConfig(adv="pgd").inactive_settings(given) == [("trades_beta", "adv", "pgd"),
+                                                               ("local_dir", "dataset", "synthetic")]
+
+
+def test_non_finite_loss_names_only_a_checkpoint_that_exists_and_float32_only_when_not_in_use(tmp_path):
+    # A learning rate of 1e30 blows the loss up in the first epoch: no checkpoint exists yet.
+    with pytest.raises(UsageError) as caught:
+        train(_config(tmp_path, learning_rate=1e30, epochs=2))
+    message = str(caught.value)
+    assert "in epoch 1" in message and "no epoch had finished, so there is no checkpoint" in message, message
+    assert "float32" not in message and "lower --learning_rate" in message
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
+    from mocse_tf.training.run import non_finite_message
+
+    kept = non_finite_message("loss became nan at batch 3", 2, _config(tmp_path, precision="mixed_float16"),
+                              str(tmp_path / "run" / "checkpoints" / "ckpt-2"))
+    assert f"(epoch 2) is kept in {tmp_path / 'run' / 'checkpoints'}" in kept and "--precision=float32" in kept
