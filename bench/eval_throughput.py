@@ -2,7 +2,7 @@
 
 Usage: python bench/eval_throughput.py [--arch=preact_resnet18] [--width=0] [--batch=500] [--num_examples=2000]
        [--format=saved_model|keras] [--extra=generate,tfds_mock] [--corruption=gaussian_noise] [--repeats=2]
-Raw: the loaded model (the same LoadedClassifier and counting function bin/eval_c uses) on batches already in
+Raw: the loaded model (the same mocse_tf.loading.Classifier and counting function bin/eval_c uses) on batches already in
 memory as tensors.
 Folder: count_correct over FolderSource batches read from memory-mapped .npy files in the released CIFAR-10-C
 layout (the path of --source=folder and of tfds-free offline use). Target: folder / raw >= 0.9.
@@ -25,7 +25,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from mocse_tf.evaluation import accuracy, sources  # noqa: E402
-from mocse_tf.export import export_saved_model, load_classifier  # noqa: E402
+from mocse_tf.export import export_saved_model  # noqa: E402
+from mocse_tf.loading import load_model  # noqa: E402
 from mocse_tf.models import build_network  # noqa: E402
 
 flags.DEFINE_string("arch", "preact_resnet18", "preact_resnet18 or mocse.")
@@ -107,7 +108,7 @@ def main(_):
             network.save(path)
         else:
             path = export_saved_model(network, os.path.join(workdir, "model"))
-        classifier = load_classifier(path)
+        classifier = load_model(path)
         counter = accuracy.correct_counter(classifier)
 
         count, batch = FLAGS.num_examples, FLAGS.batch

@@ -1,4 +1,5 @@
-"""SavedModel export in the TF Serving layout, and loading any exported model back for inference.
+"""The export layout and its writers: SavedModels in the TF Serving layout, `.keras` files, and the names of the
+files bin/train writes beside them (mocse_tf.loading reads them back).
 
 `export_saved_model` writes `<base>/<version>/` with a `serving_default` signature:
   input  images: uint8 [batch, 32, 32, 3] (raw RGB pixels)
@@ -11,12 +12,14 @@ import os
 import shutil
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mocse_tf.errors import UsageError
 
 SIGNATURE_INPUT = "images"
+# bin/train's export base folder <export_dir>/<run>/ holds <version>/ SavedModels and these two files.
+KERAS_FILE = "model.keras"
+CLASS_NAMES_FILE = "class_names.json"
 
 
 def serving_outputs(outputs):
@@ -85,88 +88,3 @@ def save_keras_atomic(network, path):
         raise UsageError(f"cannot write {path}: {err.strerror or err}; choose a writable folder with free space") \
             from None
     return path
-
-
-class LoadedClassifier:
-    """A model loaded from a SavedModel folder or a `.keras` file, with one batched prediction call."""
-
-    def __init__(self, path, predict_fn, num_classes, has_experts):
-        self.path = path
-        self._predict_fn = predict_fn
-        self.num_classes = num_classes
-        self.has_experts = has_experts
-
-    def predict(self, images):
-        """uint8 [B, 32, 32, 3] -> dict of numpy arrays with the signature's output names."""
-        return {k: v.numpy() for k, v in self._predict_fn(tf.convert_to_tensor(images, tf.uint8)).items()}
-
-    def logits_fn(self):
-        """The underlying batched function uint8 images -> output dict of tensors (for tf.data / tf.function)."""
-        return self._predict_fn
-
-
-def _is_saved_model(path):
-    return os.path.isdir(path) and (os.path.exists(os.path.join(path, "saved_model.pb"))
-                                    or os.path.exists(os.path.join(path, "saved_model.pbtxt")))
-
-
-def resolve_model_path(path):
-    """Accepts a SavedModel folder, a TF Serving base folder (takes its highest version) or a `.keras` file."""
-    path = os.fspath(path)  # str or pathlib.Path
-    if path.endswith(".keras") and os.path.isfile(path):
-        return path
-    if _is_saved_model(path):
-        return path
-    if os.path.isdir(path):
-        versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True)
-        for version in versions:
-            candidate = os.path.join(path, str(version))
-            if _is_saved_model(candidate):
-                return candidate
-    raise UsageError(
-        f"--model {path!r} is neither a SavedModel folder (with saved_model.pb), a folder of numeric SavedModel "
-        f"versions, nor a .keras file; point it at e.g. saved_models/<run>/<version> or saved_models/<run>/model.keras")
-
-
-def load_classifier(path):
-    """Loads a model for inference from any path `resolve_model_path` accepts."""
-    resolved = resolve_model_path(path)
-    if resolved.endswith(".keras"):
-        import mocse_tf.models  # noqa: F401  (registers the aggregators for safe_mode loading)
-
-        try:
-            network = keras.models.load_model(resolved, compile=False, safe_mode=True)
-        except Exception as err:  # a damaged or foreign file: one line, not a traceback
-            raise UsageError(f"cannot load {resolved}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-        has_experts = isinstance(network.output, dict) and "expert_logits" in network.output
-
-        @tf.function(reduce_retracing=True)
-        def predict_fn(images):
-            return serving_outputs(network(tf.cast(images, tf.float32), training=False))
-
-        num_classes = int(network.output["logits"].shape[-1])
-        return LoadedClassifier(resolved, predict_fn, num_classes, has_experts)
-    try:
-        loaded = tf.saved_model.load(resolved)
-        signature = loaded.signatures["serving_default"]
-    except Exception as err:
-        raise UsageError(f"cannot load SavedModel {resolved}: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
-    outputs = signature.structured_outputs
-    if "logits" not in outputs:
-        raise UsageError(f"SavedModel {resolved} has no 'logits' output in serving_default; export it with mocse_tf")
-
-    def predict_fn(images):
-        return signature(**{SIGNATURE_INPUT: images})
-
-    predict_fn.keepalive = loaded  # the signature needs the loaded object alive
-    return LoadedClassifier(resolved, predict_fn, int(outputs["logits"].shape[-1]),
-                            "expert_probabilities" in outputs)
-
-
-def check_images(images):
-    """Raises UsageError unless images is a uint8 array of shape [B, 32, 32, 3]."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
-        raise UsageError(f"expected uint8 images of shape [B, 32, 32, 3], got {images.dtype} {images.shape}")
-    return images

@@ -6,17 +6,17 @@ Every function returns one value per example (shape [B]); callers average. Exper
 
 import tensorflow as tf
 
+from mocse_tf.labels import as_labels
+
 
 def class_cross_entropy(labels, logits):
     """Softmax cross-entropy of integer labels [B] against class logits [B, N]."""
-    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=as_labels(labels), logits=tf.cast(logits, tf.float32))
 
 
 def one_vs_rest_targets(labels, num_classes):
     """Expert k's binary target for each example: 1 where the label is k, else 0; shape [B, N], int32."""
-    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    return tf.one_hot(labels, num_classes, dtype=tf.int32)
+    return tf.one_hot(as_labels(labels), num_classes, dtype=tf.int32)
 
 
 def expert_binary_cross_entropy(labels, expert_logits):

@@ -10,10 +10,11 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mocse_tf import loading
 from mocse_tf.errors import UsageError
+from mocse_tf.export import CLASS_NAMES_FILE
 
 IMAGE_SIZE = (32, 32)  # width, height of the models' input
-CLASS_NAMES_FILE = "class_names.json"
 
 
 def read_image(path, size=IMAGE_SIZE):
@@ -114,11 +115,9 @@ def predict_files(model_path, image_paths, top_k=3, class_names=None):
         raise UsageError("no images given; usage: bin/predict --model PATH IMAGE [IMAGE ...]")
     if top_k <= 0:
         raise UsageError(f"--top_k must be a positive integer, got {top_k}")
-    # Read every image before importing TensorFlow and loading the model, so a bad image fails at once.
+    # Read every image before loading the model, so a bad image fails at once.
     pixels, notes = zip(*(read_image(path) for path in image_paths))
-    from mocse_tf import export
-
-    classifier = export.load_classifier(model_path)
+    classifier = loading.load_model(model_path)
     names = resolve_class_names(classifier, class_names)
     outputs = classifier.predict(np.stack(pixels))
     top_k = min(top_k, classifier.num_classes)

@@ -9,6 +9,7 @@ experts.
 import tensorflow as tf
 
 from mocse_tf import losses
+from mocse_tf.labels import as_labels, top1_correct
 from mocse_tf.errors import UsageError
 
 # ce: cross-entropy of the class logits (for MoCSE, the aggregate). mocse_total: the MoCSE training loss
@@ -20,13 +21,9 @@ OBJECTIVES = ("ce", "mocse_total", "expert_bce", "dlr")
 _DLR_TINY = 1e-12
 
 
-def _labels(labels):
-    return tf.cast(tf.reshape(labels, [-1]), tf.int32)
-
-
 def _logit_of(logits, labels):
     """logits[b, labels[b]] for every example, shape [B]."""
-    return tf.gather(logits, _labels(labels), axis=1, batch_dims=1)
+    return tf.gather(logits, as_labels(labels), axis=1, batch_dims=1)
 
 
 def _check_classes(logits, needed, what):
@@ -45,7 +42,7 @@ def dlr_loss(labels, logits):
     _check_classes(logits, 3, "the DLR loss")
     top3 = tf.math.top_k(logits, k=3).values
     true_logit = _logit_of(logits, labels)
-    true_is_top = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), _labels(labels))
+    true_is_top = top1_correct(logits, labels)
     best_other = tf.where(true_is_top, top3[:, 1], top3[:, 0])
     return -(true_logit - best_other) / (top3[:, 0] - top3[:, 2] + _DLR_TINY)
 
@@ -102,20 +99,19 @@ def attack_success_fn(labels, targets=None):
     """Returns `success(outputs) -> bool [B]`: misclassified (untargeted) or classified as the target."""
 
     def success(outputs):
-        predicted = tf.argmax(outputs["logits"], axis=1, output_type=tf.int32)
         if targets is None:
-            return tf.not_equal(predicted, _labels(labels))
-        return tf.equal(predicted, _labels(targets))
+            return tf.logical_not(top1_correct(outputs["logits"], labels))
+        return top1_correct(outputs["logits"], targets)
 
     return success
 
 
 def ranked_targets(logits, rank):
     """The class with the (rank + 1)-th highest logit for each example: rank 1 is the runner-up, the usual first
-    target of targeted APGD-DLR (AutoAttack tries ranks 1 .. 9); shape [B], int32."""
+    target of targeted APGD-DLR (AutoAttack tries ranks 1 .. 9); labels [B]."""
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise UsageError(f"rank must be an integer >= 1 (1 = runner-up class), got {rank!r}")
     num_classes = logits.shape[-1]
     if num_classes is not None and rank >= num_classes:
         raise UsageError(f"rank {rank} needs more than {rank} classes, the logits have {num_classes}")
-    return tf.math.top_k(logits, k=rank + 1).indices[:, rank]
+    return as_labels(tf.math.top_k(logits, k=rank + 1).indices[:, rank])

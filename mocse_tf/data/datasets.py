@@ -6,6 +6,7 @@ import numpy as np
 
 from mocse_tf.data import cifar_local, synthetic, tfds_source
 from mocse_tf.errors import UsageError
+from mocse_tf.labels import NUMPY_LABEL_DTYPE
 
 DATASETS = ("synthetic", "cifar10", "cifar10_local", "cifar100")
 SPLITS = ("train", "test")
@@ -23,7 +24,7 @@ class ArrayDataset:
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1:] != (32, 32, 3):
             raise ValueError(f"images must be uint8 [N, 32, 32, 3], got {self.images.dtype} {self.images.shape}")
-        if self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),):
+        if self.labels.dtype != NUMPY_LABEL_DTYPE or self.labels.shape != (len(self.images),):
             raise ValueError(f"labels must be int64 [{len(self.images)}], got {self.labels.dtype} {self.labels.shape}")
 
     @property
@@ -65,7 +66,7 @@ def load_arrays(name, split, *, data_dir=None, local_dir=None, seed=0, num_examp
         images, labels = images[:num_examples], labels[:num_examples]
     return ArrayDataset(
         images=np.ascontiguousarray(images, dtype=np.uint8),
-        labels=np.asarray(labels, dtype=np.int64),
+        labels=np.asarray(labels, dtype=NUMPY_LABEL_DTYPE),
         class_names=tuple(class_names),
         name=name,
     )

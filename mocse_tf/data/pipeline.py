@@ -8,11 +8,12 @@ import tensorflow as tf
 
 from mocse_tf.data import augment as augment_lib
 from mocse_tf.errors import UsageError
+from mocse_tf.labels import NUMPY_LABEL_DTYPE
 
 
 def make_pipeline(images, labels, batch_size, *, training, augment="standard", seed=0, drop_remainder=None,
                   cache=True):
-    """Returns a tf.data.Dataset of (images uint8 [B, 32, 32, 3], labels int32 [B]).
+    """Returns a tf.data.Dataset of (images uint8 [B, 32, 32, 3], labels int64 [B]).
 
     training=True: shuffle (seeded, a different order each epoch), batch (dropping the last partial batch
     unless drop_remainder=False), augment with policy `augment`, prefetch. training=False: batch in order, no
@@ -33,7 +34,7 @@ def make_pipeline(images, labels, batch_size, *, training, augment="standard", s
             "more examples"
         )
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(NUMPY_LABEL_DTYPE)))
     if cache:
         # Before shuffling and augmentation, so only the fixed, un-augmented examples are cached.
         dataset = dataset.cache()

@@ -8,19 +8,19 @@ Only the count of correct predictions leaves the graph.
 import numpy as np
 import tensorflow as tf
 
+from mocse_tf.labels import LABEL_DTYPE, top1_correct
+
 IMAGE_SPEC = tf.TensorSpec([None, 32, 32, 3], tf.uint8)
-LABEL_SPEC = tf.TensorSpec([None], tf.int64)
+LABEL_SPEC = tf.TensorSpec([None], LABEL_DTYPE)
 
 
 def correct_counter(classifier):
-    """A tf.function (uint8 images [B, 32, 32, 3], int64 labels [B]) -> int64 number of correct top-1 answers."""
+    """A tf.function (uint8 images [B, 32, 32, 3], labels [B]) -> int64 number of correct top-1 answers."""
     predict = classifier.logits_fn()
 
     @tf.function(input_signature=[IMAGE_SPEC, LABEL_SPEC], autograph=False)
     def count_correct(images, labels):
-        outputs = predict(images)
-        predicted = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int64)
-        return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
+        return tf.reduce_sum(tf.cast(top1_correct(predict(images)["logits"], labels), tf.int64))
 
     return count_correct
 

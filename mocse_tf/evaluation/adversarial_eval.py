@@ -20,18 +20,16 @@ import os
 import re
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 import mocse_tf
-import mocse_tf.models  # noqa: F401  (registers the aggregators for safe_mode loading of .keras files)
-from mocse_tf import attacks
+from mocse_tf import attacks, loading
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import report as report_lib
-from mocse_tf.evaluation.corruption_eval import _model_names as model_names_of
-from mocse_tf.export import load_classifier, resolve_model_path
+from mocse_tf.evaluation.corruption_eval import _model_names as model_names_of, check_class_counts
+from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE, top1_correct
 from mocse_tf.progress import Progress
 
 NORMS = ("linf", "l2")
@@ -154,48 +152,6 @@ def applicable(specs, has_experts):
     return [a for a in specs if has_experts or not a.needs_experts]
 
 
-# --- models ------------------------------------------------------------------------------------------------
-
-
-def keras_path_for(path):
-    """The `.keras` file to attack for --model `path`: the file itself, or the model.keras that bin/train writes
-    beside a SavedModel (saved_models/<run>/model.keras next to saved_models/<run>/<version>/).
-    Returns (keras_path, saved_model_path or None)."""
-    resolved = resolve_model_path(path)
-    if resolved.endswith(".keras"):
-        return resolved, None
-    sibling = os.path.join(os.path.dirname(os.path.normpath(resolved)), "model.keras")
-    if os.path.isfile(sibling):
-        return sibling, resolved
-    raise UsageError(
-        f"--model {path!r} is a SavedModel, whose serving signature takes uint8 images and so gives no input "
-        f"gradients to attack, and no model.keras lies beside it ({sibling} is absent); pass the .keras file "
-        f"that bin/train writes into saved_models/<run>/model.keras (or save the network with network.save)")
-
-
-def load_network(keras_path):
-    """A Keras network from a `.keras` file (safe mode, mocse_tf's aggregators registered)."""
-    try:
-        network = keras.models.load_model(keras_path, compile=False, safe_mode=True)
-    except Exception as err:  # a damaged or foreign file: one line, not a traceback
-        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-    if not isinstance(network.output, dict) or "logits" not in network.output:
-        raise UsageError(f"{keras_path} is not a mocse_tf network (its output is not a dict with 'logits'); "
-                         f"export it with bin/train")
-    return network
-
-
-def check_same_model(network, saved_model_path, images):
-    """Raises UsageError unless the SavedModel's logits match the network's on `images` (uint8 [B, 32, 32, 3])."""
-    served = load_classifier(saved_model_path).predict(images)["logits"]
-    ours = np.asarray(network(images.astype("float32"), training=False)["logits"])
-    tolerance = 1e-3 * (1.0 + float(np.max(np.abs(served))))
-    if served.shape != ours.shape or float(np.max(np.abs(served - ours))) > tolerance:
-        raise UsageError(f"the model.keras beside SavedModel {saved_model_path} gives different logits than the "
-                         f"SavedModel (another training run or version?); pass the .keras file of the model you "
-                         f"mean to evaluate with --model")
-
-
 # --- attacking -----------------------------------------------------------------------------------------------
 
 
@@ -211,23 +167,24 @@ def make_attack(spec, eps, norm, bce_weight):
 
 
 class Predictor:
-    """Batched top-1 predictions of a network on [0, 1] images, compiled once for any batch size; `forward` is
-    what the attacks differentiate (inference-mode batch normalisation)."""
+    """Per-example top-1 correctness of a network on [0, 1] images, compiled once for any batch size; `forward`
+    is what the attacks differentiate (inference-mode batch normalisation)."""
 
     def __init__(self, network):
         self.forward = attacks.model_forward(network)
         self.image_spec = tf.TensorSpec([None, *network.input_shape[1:]], tf.float32)
-        self._predict = tf.function(
-            lambda x01: tf.argmax(self.forward(x01)["logits"], axis=-1, output_type=tf.int64),
-            input_signature=[self.image_spec], autograph=False)
+        self._correct = tf.function(lambda x01, labels: top1_correct(self.forward(x01)["logits"], labels),
+                                    input_signature=[self.image_spec, tf.TensorSpec([None], LABEL_DTYPE)],
+                                    autograph=False)
 
-    def __call__(self, x01):
-        return self._predict(x01).numpy()
+    def correct(self, x01, labels):
+        """bool [B]: the top-1 answer on x01 is the label."""
+        return self._correct(x01, labels).numpy()
 
 
 def clean_correct(predictor, images01, labels, batch_size):
     """bool [N]: the model's top-1 answer on the clean image is the label."""
-    correct = [predictor(images01[i:i + batch_size]) == labels[i:i + batch_size]
+    correct = [predictor.correct(images01[i:i + batch_size], labels[i:i + batch_size])
                for i in range(0, len(labels), batch_size)]
     return np.concatenate(correct)
 
@@ -241,7 +198,7 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
     # A partial, not a lambda: TF counts traces per code object and would call one trace per attack "retracing".
     generate = tf.function(
         functools.partial(attack.generate, predictor.forward),
-        input_signature=[predictor.image_spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([2], tf.int64)],
+        input_signature=[predictor.image_spec, tf.TensorSpec([None], LABEL_DTYPE), tf.TensorSpec([2], tf.int64)],
         autograph=False)
     robust = np.zeros(len(labels), bool)
     attacked = np.flatnonzero(is_clean_correct)
@@ -249,7 +206,7 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
         chosen = attacked[start:start + batch_size]
         adversarial = generate(tf.constant(images01[chosen]), tf.constant(labels[chosen]),
                                tf.constant([seed, batch_index], tf.int64))
-        robust[chosen] = predictor(adversarial) == labels[chosen]
+        robust[chosen] = predictor.correct(adversarial, labels[chosen])
         if advance is not None:
             advance(len(chosen))
     return robust
@@ -263,7 +220,7 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
              "correct": {"clean" | spec: bool [N]}} for the attacks applicable to this network.
     """
     predictor = Predictor(network)
-    labels = np.asarray(labels, np.int64)
+    labels = np.asarray(labels, NUMPY_LABEL_DTYPE)
     is_clean_correct = clean_correct(predictor, images01, labels, batch_size)
     advance(len(labels))
     log(f"{model_name}: clean {100 * is_clean_correct.mean():.2f}% ({len(labels)} images)")
@@ -359,21 +316,16 @@ def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, 
     names, specs, eps, merge_path = check_arguments(
         models=models, model_names=model_names, eps=eps, norm=norm, attacks_spec=attacks_spec, restarts=restarts,
         num_examples=num_examples, batch_size=batch_size, merge_with=merge_with)
-    paths = [keras_path_for(path) for path in models]  # every path checked before any loading
+    paths = [loading.resolve_model_path(path, need_network=True) for path in models]  # checked before loading
     explicit_expert = [s.name for s in specs if s.needs_experts and not s.only_if_experts]
 
     merged_report = report_lib.load_report(merge_path) if merge_path else None
     data = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, num_examples=num_examples or None)
     networks, keras_paths = {}, {}
-    for name, (keras_path, saved_model) in zip(names, paths):
-        network = load_network(keras_path)
-        classes = int(network.output["logits"].shape[-1])
-        if classes != data.num_classes:
-            raise UsageError(f"model {name} ({keras_path}) predicts {classes} classes but --dataset={dataset} has "
-                             f"{data.num_classes}; evaluate it on the data set it was trained on (--dataset)")
-        if saved_model is not None:
-            check_same_model(network, saved_model, data.images[:8])
-        networks[name], keras_paths[name] = network, os.path.abspath(keras_path)
+    for name, path in zip(names, paths):
+        classifier = loading.load_model(path, need_network=True)
+        check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
+        networks[name], keras_paths[name] = classifier.network, os.path.abspath(classifier.path)
     if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
         raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
                          f"MoCSE network; drop them or add a MoCSE model")

@@ -102,10 +102,10 @@ class SampleCollector:
 
 def evaluate(classifiers, source, corruption_names, severities, *, clean=None, batch_size=500, num_samples=4,
              show_progress=True):
-    """Evaluates {model name: LoadedClassifier} on the clean set and on every (corruption, severity) of `source`.
+    """Evaluates {model name: mocse_tf.loading.Classifier} on the clean set and on every (corruption, severity) of `source`.
 
     Args:
-      classifiers: {name: mocse_tf.export.LoadedClassifier}, in column order.
+      classifiers: {name: mocse_tf.loading.Classifier}, in column order.
       source: a TfdsSource, FolderSource or GeneratedSource.
       clean: (images uint8 [N, 32, 32, 3], labels [N]) for clean accuracy, or None.
     Returns:
@@ -205,7 +205,7 @@ def run_eval_c(*, models, model_names=None, source="tfds", c_dir=None, data_dir=
     import tensorflow as tf
 
     import mocse_tf
-    from mocse_tf import export
+    from mocse_tf import loading
     from mocse_tf.evaluation import plots, report as report_lib
 
     corruption_names = parse_corruptions(corruptions_spec)
@@ -221,7 +221,7 @@ def run_eval_c(*, models, model_names=None, source="tfds", c_dir=None, data_dir=
     if baseline is not None and baseline not in names:
         raise UsageError(f"--baseline {baseline!r} is not one of the model names ({', '.join(names)}); name the "
                          f"models with --model_name")
-    resolved = [export.resolve_model_path(path) for path in models]  # every path checked before any loading
+    resolved = [loading.resolve_model_path(path) for path in models]  # every path checked before any loading
 
     folder = sources.FolderSource(c_dir, corruption_names, num_examples) if source == "folder" else None
     if source == "tfds":
@@ -239,7 +239,7 @@ def run_eval_c(*, models, model_names=None, source="tfds", c_dir=None, data_dir=
 
     clean = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, seed=clean_seed,
                         num_examples=num_clean)
-    classifiers = {name: export.load_classifier(path) for name, path in zip(names, resolved)}
+    classifiers = {name: loading.load_model(path) for name, path in zip(names, resolved)}
     check_class_counts(classifiers, clean.num_classes, f"--dataset={dataset}")
     if source == "tfds":
         corrupted = sources.TfdsSource(data_dir, num_examples or None)

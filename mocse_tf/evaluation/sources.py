@@ -2,7 +2,8 @@
 or on-the-fly generation from a clean data set with `mocse_tf.corruptions`.
 
 Every source answers `dataset(corruption, severity, batch_size)` with a tf.data.Dataset of
-(uint8 images [B, 32, 32, 3], int64 labels [B]) in a fixed order, prefetched so the model never waits.
+(uint8 images [B, 32, 32, 3], labels [B] of mocse_tf.labels.LABEL_DTYPE) in a fixed order, prefetched so the
+model never waits.
 """
 
 import os
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from mocse_tf import corruptions
 from mocse_tf.errors import UsageError
+from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE
 
 SOURCES = ("tfds", "folder", "generate")
 LABELS_FILE = "labels.npy"
@@ -133,8 +135,8 @@ class TfdsSource:
         if self.num_examples:
             # `take`, not a split slice: it reads only the first records and also works under tfds mock data.
             data = data.take(self.num_examples)
-        as_int64 = tf.autograph.experimental.do_not_convert(lambda image, label: (image, tf.cast(label, tf.int64)))
-        data = data.map(as_int64)
+        as_labels = tf.autograph.experimental.do_not_convert(lambda image, label: (image, tf.cast(label, LABEL_DTYPE)))
+        data = data.map(as_labels)
         return _prefetched(data.batch(batch_size))
 
 
@@ -205,11 +207,11 @@ class FolderSource:
         def read_batch(index):
             first = start + int(index) * batch_size
             last = min(first + batch_size, stop)
-            return np.asarray(array[first:last]), np.asarray(labels[first:last], np.int64)
+            return np.asarray(array[first:last]), np.asarray(labels[first:last], NUMPY_LABEL_DTYPE)
 
         @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing for AutoGraph to convert
         def read(index):
-            images, batch_labels = tf.numpy_function(read_batch, [index], (tf.uint8, tf.int64), stateful=False)
+            images, batch_labels = tf.numpy_function(read_batch, [index], (tf.uint8, LABEL_DTYPE), stateful=False)
             return tf.ensure_shape(images, (None,) + IMAGE_SHAPE), tf.ensure_shape(batch_labels, (None,))
 
         num_batches = -(-self.num_examples // batch_size)
@@ -253,7 +255,7 @@ def generated_dataset(images, labels, corruption, severity, seed, batch_size):
     """
     corruption = corruptions.canonical_name(corruption)
     severity = corruptions.validate_severity(severity)
-    data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64))).batch(SEED_CHUNK).enumerate()
+    data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, NUMPY_LABEL_DTYPE))).batch(SEED_CHUNK).enumerate()
 
     @tf.autograph.experimental.do_not_convert  # plain TF ops; AutoGraph only slows tracing down
     def corrupt_chunk(index, chunk):
@@ -274,7 +276,7 @@ class GeneratedSource:
 
     def __init__(self, images, labels, seed=0, dataset_name=None):
         self.images = np.asarray(images)
-        self.labels = np.asarray(labels, np.int64)
+        self.labels = np.asarray(labels, NUMPY_LABEL_DTYPE)
         self.seed = int(seed)
         self.dataset_name = dataset_name
         self.num_examples = len(self.images)
@@ -289,6 +291,6 @@ class GeneratedSource:
 
 
 def clean_dataset(images, labels, batch_size):
-    """Clean test images as (uint8 [B, 32, 32, 3], int64 [B]) batches."""
-    data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64)))
+    """Clean test images as (uint8 [B, 32, 32, 3], labels [B]) batches."""
+    data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, NUMPY_LABEL_DTYPE)))
     return _prefetched(data.batch(batch_size))

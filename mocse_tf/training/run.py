@@ -168,8 +168,8 @@ def finish(config, folder, trainer, test_ds, history, class_names):
 def _export(config, folder, network, epochs_trained, class_names):
     """Writes model.keras, class_names.json and a new SavedModel version (none when a finished run is rerun)."""
     export_base = os.path.join(config.export_dir, config.run_name)
-    keras_path = export.save_keras_atomic(network, os.path.join(export_base, "model.keras"))
-    write_json_atomic(os.path.join(export_base, "class_names.json"), list(class_names))
+    keras_path = export.save_keras_atomic(network, os.path.join(export_base, export.KERAS_FILE))
+    write_json_atomic(os.path.join(export_base, export.CLASS_NAMES_FILE), list(class_names))
     previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
     if previous.get("epochs_trained") == epochs_trained and os.path.isdir(previous.get("saved_model", "")):
         saved_model = previous["saved_model"]

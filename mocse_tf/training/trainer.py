@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from mocse_tf import attacks, losses
 from mocse_tf.errors import UsageError
+from mocse_tf.labels import top1_correct
 from mocse_tf.training.adversarial import AdversarialTraining
 
 
@@ -88,9 +89,7 @@ class RobustTrainer(keras.Model):
 
     @staticmethod
     def _correct(labels, outputs):
-        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-        predictions = tf.cast(tf.argmax(outputs["logits"], axis=-1), tf.int32)
-        return tf.cast(tf.equal(predictions, labels), tf.float32)
+        return tf.cast(top1_correct(outputs["logits"], labels), tf.float32)
 
     def _update_metrics(self, labels, outputs, terms):
         self.loss_tracker.update_state(terms["loss"])

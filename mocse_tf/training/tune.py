@@ -14,11 +14,13 @@ import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
+from mocse_tf.evaluation import accuracy
+from mocse_tf.evaluation.sources import clean_dataset
+from mocse_tf.loading import Classifier
 from mocse_tf.training import run
 from mocse_tf.training.config import TrainConfig
 from mocse_tf.training.run_state import read_json, write_json_atomic
@@ -117,11 +119,8 @@ def validation_sets(images, labels, objective, severities, seed):
     sets = {"clean": (images, labels)}
     if objective != "extra_corruptions":
         return sets
-    try:
-        from mocse_tf import corruptions
-    except ImportError:
-        raise UsageError("--objective=extra_corruptions needs the mocse_tf.corruptions package, which is not "
-                         "installed here; use --objective=clean") from None
+    from mocse_tf import corruptions
+
     for index, name in enumerate(corruptions.EXTRA):
         for severity in severities:
             corrupted = corruptions.corrupt(images, name, severity, seed=seed * 1000 + index * 10 + severity)
@@ -137,20 +136,15 @@ class ValidationScores(keras.callbacks.Callback):
         super().__init__()
         self.sets = sets
         self.batch_size = batch_size
-        self._predict = None
+        self._counter = None
 
     def _accuracy(self, images, labels):
-        correct = 0
-        for start in range(0, len(labels), self.batch_size):
-            predicted = self._predict(tf.constant(images[start:start + self.batch_size])).numpy()
-            correct += int(np.sum(predicted == labels[start:start + self.batch_size]))
-        return correct / len(labels)
+        (correct,), total = accuracy.count_correct([self._counter], clean_dataset(images, labels, self.batch_size))
+        return correct / total
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._predict is None:
-            network = self.model.network
-            self._predict = tf.function(
-                lambda x: tf.argmax(network(tf.cast(x, tf.float32), training=False)["logits"], axis=-1))
+        if self._counter is None:
+            self._counter = accuracy.correct_counter(Classifier.from_network(self.model.network))
         scores = {name: self._accuracy(*arrays) for name, arrays in self.sets.items()}
         logs["val_clean_accuracy"] = scores.pop("clean")
         if scores:

@@ -27,7 +27,7 @@ def test_evaluation_pipeline_keeps_order_and_the_last_partial_batch(arrays):
     dataset = make_pipeline(images, labels, 16, training=False)
     out_images, out_labels, batches = _epoch(dataset)
     assert [len(b[1]) for b in batches] == [16, 16, 16, 2]
-    assert batches[0][0].dtype == np.uint8 and batches[0][1].dtype == np.int32
+    assert batches[0][0].dtype == np.uint8 and batches[0][1].dtype == np.int64
     np.testing.assert_array_equal(out_images, images)
     np.testing.assert_array_equal(out_labels, labels)
 
@@ -64,7 +64,7 @@ def test_augmentation_is_deterministic_by_seed_and_new_each_epoch(arrays, policy
     dataset = make_pipeline(images, labels, 25, training=True, augment=policy, seed=7)
     first, first_labels, batches = _epoch(dataset)
     second, _, _ = _epoch(dataset)
-    assert first.dtype == np.uint8 and first.shape == (50, 32, 32, 3) and batches[0][1].dtype == np.int32
+    assert first.dtype == np.uint8 and first.shape == (50, 32, 32, 3) and batches[0][1].dtype == np.int64
     again = make_pipeline(images, labels, 25, training=True, augment=policy, seed=7)
     np.testing.assert_array_equal(_epoch(again)[0], first)
     np.testing.assert_array_equal(_epoch(again)[0], second)

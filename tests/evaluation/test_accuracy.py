@@ -6,7 +6,7 @@ import pytest
 
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import accuracy, corruption_eval, sources
-from mocse_tf.export import load_classifier
+from mocse_tf.loading import load_model
 
 
 def numpy_accuracy(classifier, images, labels):
@@ -24,7 +24,7 @@ def labels_half_right(classifier, images, seed=0):
 
 @pytest.mark.parametrize("kind", ["saved_model", "keras"])
 def test_accuracy_equals_numpy_on_a_real_exported_model(tiny_models, kind):
-    classifier = load_classifier(tiny_models[kind])
+    classifier = load_model(tiny_models[kind])
     images = np.random.default_rng(1).integers(0, 256, (37, 32, 32, 3), dtype=np.uint8)
     labels = labels_half_right(classifier, images)
     expected = numpy_accuracy(classifier, images, labels)
@@ -33,7 +33,7 @@ def test_accuracy_equals_numpy_on_a_real_exported_model(tiny_models, kind):
 
 
 def test_evaluate_matches_numpy_for_every_model_and_cell(tiny_models, released_folder, synthetic_test):
-    classifiers = {"sm": load_classifier(tiny_models["saved_model"]), "k": load_classifier(tiny_models["keras"])}
+    classifiers = {"sm": load_model(tiny_models["saved_model"]), "k": load_model(tiny_models["keras"])}
     source = sources.FolderSource(str(released_folder), ["gaussian_noise", "frosted_glass_blur"], num_examples=20)
     clean_images = synthetic_test.images[:25]
     clean_labels = labels_half_right(classifiers["sm"], clean_images)

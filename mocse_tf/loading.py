@@ -1,0 +1,141 @@
+"""The one model loader: a `.keras` file, a SavedModel folder or a TF Serving base folder of numeric versions
+becomes a `Classifier` for batched inference; where a `.keras` file is available the Classifier also holds the
+Keras network, which gives the input gradients attacks need. Everything that reads a model (bin/eval_c,
+bin/eval_adv, bin/predict, bin/tune's trial scores) goes through here, so every tool accepts and refuses the same
+models with the same one-line messages.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mocse_tf.errors import UsageError
+from mocse_tf.export import KERAS_FILE, SIGNATURE_INPUT, serving_outputs
+
+
+class Classifier:
+    """A model ready for inference: `predict` on uint8 images [B, 32, 32, 3]; `network` is its Keras network
+    (None for a SavedModel loaded without one)."""
+
+    def __init__(self, path, predict_fn, num_classes, has_experts, network=None):
+        self.path = path
+        self._predict_fn = predict_fn
+        self.num_classes = num_classes
+        self.has_experts = has_experts
+        self.network = network
+
+    @classmethod
+    def from_network(cls, network, path=None):
+        """A Classifier running a Keras network in memory (e.g. the one being trained)."""
+
+        @tf.function(reduce_retracing=True)
+        def predict_fn(images):
+            return serving_outputs(network(tf.cast(images, tf.float32), training=False))
+
+        return cls(path, predict_fn, int(network.output["logits"].shape[-1]), "expert_logits" in network.output,
+                   network)
+
+    def predict(self, images):
+        """uint8 [B, 32, 32, 3] -> dict of numpy arrays with the serving signature's output names."""
+        return {k: v.numpy() for k, v in self._predict_fn(tf.convert_to_tensor(images, tf.uint8)).items()}
+
+    def logits_fn(self):
+        """The underlying batched function uint8 images -> output dict of tensors (for tf.data / tf.function)."""
+        return self._predict_fn
+
+
+def _is_saved_model(path):
+    return os.path.isdir(path) and (os.path.exists(os.path.join(path, "saved_model.pb"))
+                                    or os.path.exists(os.path.join(path, "saved_model.pbtxt")))
+
+
+def _sibling_keras_file(saved_model_path):
+    return os.path.join(os.path.dirname(os.path.normpath(saved_model_path)), KERAS_FILE)
+
+
+def resolve_model_path(path, *, need_network=False):
+    """The file or folder to load for `path`: a SavedModel folder, a TF Serving base folder (its highest version)
+    or a `.keras` file. need_network: a SavedModel must have bin/train's model.keras beside it (checked here, so
+    every path can be checked before anything is loaded)."""
+    path = os.fspath(path)  # str or pathlib.Path
+    resolved = None
+    if (path.endswith(".keras") and os.path.isfile(path)) or _is_saved_model(path):
+        resolved = path
+    elif os.path.isdir(path):
+        versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True)
+        resolved = next((os.path.join(path, str(v)) for v in versions if _is_saved_model(os.path.join(path, str(v)))),
+                        None)
+    if resolved is None:
+        raise UsageError(
+            f"--model {path!r} is neither a SavedModel folder (with saved_model.pb), a folder of numeric SavedModel "
+            f"versions, nor a .keras file; point it at e.g. saved_models/<run>/<version> or "
+            f"saved_models/<run>/{KERAS_FILE}")
+    if need_network and not resolved.endswith(".keras") and not os.path.isfile(_sibling_keras_file(resolved)):
+        raise UsageError(
+            f"--model {path!r} is a SavedModel, whose serving signature takes uint8 images and so gives no input "
+            f"gradients to attack, and no {KERAS_FILE} lies beside it ({_sibling_keras_file(resolved)} is absent); "
+            f"pass the .keras file that bin/train writes into saved_models/<run>/{KERAS_FILE} (or save the network "
+            f"with network.save)")
+    return resolved
+
+
+def load_network(keras_path):
+    """A mocse_tf Keras network from a `.keras` file (safe mode, mocse_tf's aggregators registered)."""
+    import mocse_tf.models  # noqa: F401  (registers the aggregators for safe_mode loading)
+
+    try:
+        network = keras.models.load_model(keras_path, compile=False, safe_mode=True)
+    except Exception as err:  # a damaged or foreign file: one line, not a traceback
+        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    if not isinstance(network.output, dict) or "logits" not in network.output:
+        raise UsageError(f"{keras_path} is not a mocse_tf network (its output is not a dict with 'logits'); "
+                         f"export it with bin/train")
+    return network
+
+
+def _load_saved_model(path):
+    try:
+        loaded = tf.saved_model.load(path)
+        signature = loaded.signatures["serving_default"]
+    except Exception as err:
+        raise UsageError(f"cannot load SavedModel {path}: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    outputs = signature.structured_outputs
+    if "logits" not in outputs:
+        raise UsageError(f"SavedModel {path} has no 'logits' output in serving_default; export it with mocse_tf")
+
+    def predict_fn(images):
+        return signature(**{SIGNATURE_INPUT: images})
+
+    predict_fn.keepalive = loaded  # the signature needs the loaded object alive
+    return Classifier(path, predict_fn, int(outputs["logits"].shape[-1]), "expert_probabilities" in outputs)
+
+
+def check_same_model(network, saved_model):
+    """Raises UsageError unless a SavedModel Classifier's logits match the network's on fixed probe images."""
+    probe = np.random.default_rng(0).integers(0, 256, (8, *network.input_shape[1:]), dtype=np.uint8)
+    served = saved_model.predict(probe)["logits"]
+    ours = np.asarray(network(probe.astype("float32"), training=False)["logits"])
+    tolerance = 1e-3 * (1.0 + float(np.max(np.abs(served))))
+    if served.shape != ours.shape or float(np.max(np.abs(served - ours))) > tolerance:
+        raise UsageError(f"the {KERAS_FILE} beside SavedModel {saved_model.path} gives different logits than the "
+                         f"SavedModel (another training run or version?); pass the .keras file of the model you "
+                         f"mean to evaluate with --model")
+
+
+def load_model(path, *, need_network=False):
+    """Loads any path `resolve_model_path` accepts as a Classifier. need_network: the Classifier must hold a Keras
+    network (input gradients); for a SavedModel that is bin/train's model.keras beside it, checked to give the
+    SavedModel's logits, and the Classifier's path is that file."""
+    resolved = resolve_model_path(path, need_network=need_network)
+    if resolved.endswith(".keras"):
+        return Classifier.from_network(load_network(resolved), resolved)
+    saved_model = _load_saved_model(resolved)
+    if not need_network:
+        return saved_model
+    keras_path = _sibling_keras_file(resolved)
+    network = load_network(keras_path)
+    check_same_model(network, saved_model)
+    return Classifier.from_network(network, keras_path)
