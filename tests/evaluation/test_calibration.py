@@ -65,9 +65,9 @@ def test_corruption_evaluation_reports_ece_of_every_cell(tiny_models, released_f
     """Through the real evaluation loop (batches of 8, the last short): ECE per cell equals the NumPy reference on
     the model's own logits, and the report shows it clean and averaged over corruptions."""
     from mocse_tf.evaluation import corruption_eval, report, sources
-    from mocse_tf.export import load_classifier
+    from mocse_tf.loading import load_model
 
-    classifier = load_classifier(tiny_models["keras"])
+    classifier = load_model(tiny_models["keras"])
     source = sources.FolderSource(str(released_folder), ["gaussian_noise"], num_examples=20)
     clean_images, clean_labels = synthetic_test.images[:25], synthetic_test.labels[:25].astype(np.int64)
     results, _ = corruption_eval.evaluate({"m": classifier}, source, ["gaussian_noise"], [1, 4],
