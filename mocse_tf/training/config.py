@@ -48,9 +48,10 @@ class TrainConfig:
     export_dir: str = "saved_models"
     export: bool = True  # False: no .keras / SavedModel at the end (searches, tests)
     verbose: int = 1
+    overwrite: bool = False  # True: a run or export folder holding another run is emptied and reused
 
     # Fields that only change where or how loudly a run reports; a rerun may change them freely.
-    COSMETIC = ("verbose", "export", "export_dir", "output_dir", "run_name", "data_dir", "local_dir",
+    COSMETIC = ("verbose", "export", "export_dir", "output_dir", "run_name", "data_dir", "local_dir", "overwrite",
                 "strategy")  # global batch semantics: a run may resume on another number of devices
 
     def resolved(self):

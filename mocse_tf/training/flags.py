@@ -53,6 +53,8 @@ _FLAGS = (
     ("output_dir", "string", "Run folder for checkpoints, logs and history (default: runs/<run_name>); "
                              "rerunning with the same flags resumes it."),
     ("export_dir", "string", "Base folder of exports: <export_dir>/<run_name>/<version>/ and model.keras."),
+    ("overwrite", "bool", "Replace what another run (other flags) left in --output_dir and in "
+                          "<export_dir>/<run_name>/ instead of stopping (their old contents are deleted)."),
     ("export", "bool", "Export a SavedModel and a .keras file when training ends (--noexport skips it)."),
     ("verbose", "integer", "Progress: 0 silent, 1 a live line per epoch on a terminal (one plain line per epoch "
                            "when the output is a file or a pipe), 2 one line per epoch."),

@@ -5,6 +5,7 @@ a checkpoint is written after every epoch, so an interrupted run that is started
 continues at the first unfinished epoch and follows the same trajectory as an uninterrupted one.
 """
 
+import json
 import math
 import os
 import sys
@@ -13,7 +14,7 @@ import time
 import keras
 import tensorflow as tf
 
-from mocse_tf import export
+from mocse_tf import export, ownership
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
@@ -37,6 +38,19 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.model.stop_training = True
             raise NonFiniteLoss(f"loss became {float(loss)} at batch {batch}")
+
+
+EXPORT_WAY_OUT = "choose another --run_name (or --export_dir), or pass --overwrite to replace it"
+
+
+def export_base(config):
+    """The export folder of a run: <export_dir>/<run_name>/ (model.keras, class_names.json, SavedModel versions)."""
+    return os.path.join(config.export_dir, config.run_name)
+
+
+def export_owner(config):
+    """The owner record of a run's export folder: what is trained, so another configuration cannot share it."""
+    return json.loads(json.dumps({"tool": "bin/train", "settings": config.identity()}))
 
 
 def epoch_seed(seed, epoch):
@@ -85,6 +99,8 @@ def train(config, callbacks=()):
     `callbacks`: extra Keras callbacks for every epoch (custom logging, early stopping, ...).
     """
     config = config.resolved().validate()
+    if config.export and not config.overwrite:  # refused before any work, not after training
+        ownership.check(export_base(config), export_owner(config), EXPORT_WAY_OUT)
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = distribute.make_strategy(config.strategy)
     distribute.check_global_batch(config.batch_size, strategy)
@@ -167,13 +183,14 @@ def finish(config, folder, trainer, test_ds, history, class_names):
 
 def _export(config, folder, network, epochs_trained, class_names):
     """Writes model.keras, class_names.json and a new SavedModel version (none when a finished run is rerun)."""
-    export_base = os.path.join(config.export_dir, config.run_name)
-    keras_path = export.save_keras_atomic(network, os.path.join(export_base, export.KERAS_FILE))
-    write_json_atomic(os.path.join(export_base, export.CLASS_NAMES_FILE), list(class_names))
+    base = export_base(config)
+    ownership.claim(base, export_owner(config), EXPORT_WAY_OUT, overwrite=config.overwrite)  # checked at the start
+    keras_path = export.save_keras_atomic(network, os.path.join(base, export.KERAS_FILE))
+    write_json_atomic(os.path.join(base, export.CLASS_NAMES_FILE), list(class_names))
     previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
     if previous.get("epochs_trained") == epochs_trained and os.path.isdir(previous.get("saved_model", "")):
         saved_model = previous["saved_model"]
     else:
-        saved_model = export.export_saved_model(network, export_base)
+        saved_model = export.export_saved_model(network, base)
     print(f"exported SavedModel {saved_model} and {keras_path}")
     return {"keras_model": keras_path, "saved_model": saved_model}

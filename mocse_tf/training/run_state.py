@@ -7,10 +7,12 @@ Every JSON file is written to a temporary name and renamed, so an interruption n
 
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
 from mocse_tf.errors import UsageError
+from mocse_tf.ownership import remove_stale_temporaries
 
 
 def write_json_atomic(path, payload):
@@ -60,10 +62,16 @@ class RunFolder:
             stored_identity = {k: v for k, v in stored.items() if k not in self.config.COSMETIC}
             differences = [f"{k}={stored_identity.get(k)!r} there vs {v!r} now"
                            for k, v in self.config.identity().items() if stored_identity.get(k) != v]
-            if differences:
+            if not differences:
+                remove_stale_temporaries(self.path)
+                return True
+            if not self.config.overwrite:
                 raise UsageError(f"--output_dir {self.path} holds a different run ({'; '.join(differences[:3])}); "
-                                 f"use a new --output_dir or --run_name, or rerun with the same flags to resume")
-            return True
+                                 f"use a new --output_dir or --run_name, rerun with the same flags to resume, or "
+                                 f"pass --overwrite to replace it")
+            for name in os.listdir(self.path):
+                path = os.path.join(self.path, name)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:

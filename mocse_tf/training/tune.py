@@ -29,7 +29,7 @@ TUNERS = ("random", "hyperband", "bayesian")
 OBJECTIVES = {"clean": "val_clean_accuracy", "extra_corruptions": "val_extra_corruptions_accuracy"}
 DEFAULT_WIDTH_CHOICES = {"mocse": (8, 16, 32), "preact_resnet18": (16, 32, 64)}
 # Flags a flagfile never carries: where a run writes, how loudly, and how it is spread over devices.
-_NOT_IN_FLAGFILE = ("output_dir", "export_dir", "run_name", "verbose", "strategy")
+_NOT_IN_FLAGFILE = ("output_dir", "export_dir", "run_name", "verbose", "strategy", "overwrite")
 
 
 @dataclasses.dataclass
