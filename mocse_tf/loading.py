@@ -125,6 +125,15 @@ def check_same_model(network, saved_model):
                          f"mean to evaluate with --model")
 
 
+def check_class_counts(classifiers, num_classes, data_name):
+    """Every model of {name: Classifier} must predict exactly the data set's classes."""
+    for model_name, classifier in classifiers.items():
+        if classifier.num_classes != num_classes:
+            raise UsageError(f"model {model_name} ({classifier.path}) predicts {classifier.num_classes} classes but "
+                             f"{data_name} has {num_classes}; evaluate it on the data set it was trained on "
+                             f"(--dataset)")
+
+
 def load_model(path, *, need_network=False):
     """Loads any path `resolve_model_path` accepts as a Classifier. need_network: the Classifier must hold a Keras
     network (input gradients); for a SavedModel that is bin/train's model.keras beside it, checked to give the

@@ -28,7 +28,6 @@ from mocse_tf import attacks, loading
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import report as report_lib
-from mocse_tf.evaluation.corruption_eval import _model_names as model_names_of, check_class_counts
 from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE, top1_correct
 from mocse_tf.progress import Progress
 
@@ -285,46 +284,24 @@ def footnote(dataset, num_examples, restarts, specs):
     return "".join(parts)
 
 
-def report_path(merge_with):
-    """The report.json named by --merge_with (the file, or a folder holding report.json)."""
-    path = os.path.join(merge_with, report_lib.JSON_NAME) if os.path.isdir(merge_with) else merge_with
-    if not os.path.isfile(path):
-        raise UsageError(f"--merge_with {merge_with!r}: no such report (expected a report.json written by bin/eval_c "
-                         f"or bin/eval_adv, or the folder holding it)")
-    return path
-
-
-def check_arguments(*, models, model_names, eps, norm, attacks_spec, restarts, num_examples, batch_size, merge_with):
-    """Checks everything that needs no TensorFlow; returns (names, attack specs, eps, merge report path or None)."""
-    names = model_names_of(list(models), list(model_names or []))
-    specs = parse_attacks(attacks_spec, restarts)
-    eps = check_budget(eps, norm)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise UsageError(f"--batch_size must be a positive integer; got {batch_size!r}")
-    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 0:
-        raise UsageError(f"--num_examples must be 0 (all) or a positive number; got {num_examples!r}")
-    merge_path = report_path(merge_with) if merge_with else None
-    return names, specs, eps, merge_path
-
-
-def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, local_dir=None, num_examples=1000,
-                 batch_size=250, eps=None, norm="linf", attacks_spec="default", restarts=1, bce_weight=1.0, seed=0,
-                 output_dir="runs/eval_adv", merge_with=None, command=None, log=print):
-    """Everything bin/eval_adv does: checks the arguments, loads models and the first `num_examples` test images of
-    `dataset`, runs every attack, writes report.json, accuracy.csv and table1.md into output_dir (merged with the
+def run_eval_adv(config, *, command=None, log=print):
+    """Everything bin/eval_adv does with an EvalConfig: checks it, loads models and the first num_examples test
+    images, runs every attack, writes report.json, accuracy.csv and table1.md into output_dir (merged with the
     report `merge_with` when given). Returns (report dict, {kind: path}, Markdown text)."""
-    names, specs, eps, merge_path = check_arguments(
-        models=models, model_names=model_names, eps=eps, norm=norm, attacks_spec=attacks_spec, restarts=restarts,
-        num_examples=num_examples, batch_size=batch_size, merge_with=merge_with)
-    paths = [loading.resolve_model_path(path, need_network=True) for path in models]  # checked before loading
+    config = config.checked("eval_adv")
+    names, specs, eps, merge_path = config.column_names(), config.attack_specs(), config.radius(), \
+        config.merge_report_path()
+    dataset, norm, restarts, seed = config.dataset or "cifar10", config.norm, config.restarts, config.seed
+    paths = [loading.resolve_model_path(path, need_network=True) for path in config.models]  # checked before loading
     explicit_expert = [s.name for s in specs if s.needs_experts and not s.only_if_experts]
 
     merged_report = report_lib.load_report(merge_path) if merge_path else None
-    data = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, num_examples=num_examples or None)
+    data = load_arrays(dataset, "test", data_dir=config.data_dir, local_dir=config.local_dir,
+                       num_examples=config.num_examples or None)
     networks, keras_paths = {}, {}
     for name, path in zip(names, paths):
         classifier = loading.load_model(path, need_network=True)
-        check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
+        loading.check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
         networks[name], keras_paths[name] = classifier.network, os.path.abspath(classifier.path)
     if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
         raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
@@ -337,14 +314,15 @@ def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, 
     progress = Progress(sum(len(data) * (1 + len(applicable(specs, "expert_logits" in n.output)))
                             for n in networks.values()), unit="image", live=False)
     for name, network in networks.items():
-        results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm, batch_size=batch_size,
-                                   seed=seed, bce_weight=bce_weight, log=log, model_name=name, advance=progress.add)
+        results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm,
+                                   batch_size=config.batch_size, seed=seed, bce_weight=config.bce_weight, log=log,
+                                   model_name=name, advance=progress.add)
         entries[name] = model_entry(keras_paths[name], results, eps, norm, len(data), with_worst_case=len(specs) > 1)
 
     settings = {
         "command": command, "models": keras_paths,
         "dataset": dataset, "num_examples": len(data), "eps": eps, "norm": norm, "restarts": restarts,
-        "bce_weight": bce_weight, "batch_size": batch_size, "seed": seed,
+        "bce_weight": config.bce_weight, "batch_size": config.batch_size, "seed": seed,
         "attacks": [{"name": s.name, "label": s.label(eps, norm), "kind": s.kind, "steps": s.steps,
                      "objective": s.objective, "restarts": s.restarts,
                      "step_size": PGD_STEP_FRACTION * eps if s.kind == "pgd" else (eps if s.kind == "fgsm" else None),
@@ -360,7 +338,7 @@ def run_eval_adv(*, models, model_names=None, dataset="cifar10", data_dir=None, 
         models_out = {name: dict(entry) for name, entry in merged_report["models"].items()}
         for name, entry in entries.items():
             models_out[name] = merge_entry(models_out[name], entry) if name in models_out else entry
-        config = {**merged_report.get("config", {}), "adversarial": settings}
-        report = report_lib.build_report(models_out, config, merged_report.get("baseline"))
-    written = report_lib.write_report(report, output_dir)
+        report_config = {**merged_report.get("config", {}), "adversarial": settings}
+        report = report_lib.build_report(models_out, report_config, merged_report.get("baseline"))
+    written = report_lib.write_report(report, config.output_dir)
     return report, written, report_lib.markdown_document(report)

@@ -16,7 +16,7 @@ from absl import logging
 import mocse_tf
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import sources
-from mocse_tf.evaluation.corruption_eval import progress_bar
+from mocse_tf.progress import Progress
 
 PARTIAL_SUFFIX = ".partial"
 # Manifest fields that decide which images are written: a resumed run must agree on all of them.
@@ -125,7 +125,7 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
         (done if _is_complete(path, shape) else todo).append(corruption)
     for corruption in done:
         logging.info("%s: complete, skipped", sources.released_file_name(corruption))
-    bar = progress_bar(len(todo) * shape[0]) if show_progress and todo else None
+    bar = Progress(len(todo) * shape[0], unit="image") if show_progress and todo else None
     seen = [0]
 
     def advance(count):
@@ -142,20 +142,15 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
     return {"written": todo, "skipped": done}
 
 
-def run_make_c(*, dataset, output_dir, corruptions_spec="all", seed=0, num_examples=0, data_dir=None, local_dir=None,
-               show_progress=True):
-    """Everything `bin/make_c` does: checks the arguments, loads the clean test split, writes the set."""
+def run_make_c(config, *, show_progress=True):
+    """Everything `bin/make_c` does with an EvalConfig: checks it, loads the clean test split, writes the set."""
     from mocse_tf.data import load_arrays
-    from mocse_tf.evaluation.corruption_eval import parse_corruptions
 
-    if not output_dir:
-        raise UsageError("--output_dir is required: the folder to write <corruption>.npy and labels.npy into")
-    corruption_names = parse_corruptions(corruptions_spec)
-    if num_examples is None or num_examples < 0:
-        raise UsageError(f"--num_examples must be 0 (all) or a positive number; got {num_examples!r}")
-    clean = load_arrays(dataset, "test", data_dir=data_dir, local_dir=local_dir, seed=seed,
-                        num_examples=num_examples or None)
-    dataset_info = {"dataset": dataset, "local_dir": os.path.abspath(local_dir) if local_dir else None,
+    config = config.checked("make_c")
+    clean = load_arrays(config.dataset or "cifar10", "test", data_dir=config.data_dir, local_dir=config.local_dir,
+                        seed=config.seed, num_examples=config.num_examples or None)
+    dataset_info = {"dataset": clean.name, "local_dir": os.path.abspath(config.local_dir) if config.local_dir else None,
                     "class_names": list(clean.class_names)}
-    return write_corrupted_set(output_dir, clean.images, clean.labels, corruption_names, num_classes=clean.num_classes,
-                               seed=seed, dataset_info=dataset_info, show_progress=show_progress)
+    return write_corrupted_set(config.output_dir, clean.images, clean.labels, config.corruption_names(),
+                               num_classes=clean.num_classes, seed=config.seed, dataset_info=dataset_info,
+                               show_progress=show_progress)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mocse_tf.errors import UsageError
-from mocse_tf.evaluation import accuracy, corruption_eval, sources
+from mocse_tf.evaluation import accuracy, config as eval_config, corruption_eval, sources
 from mocse_tf.loading import load_model
 
 
@@ -62,7 +62,7 @@ def test_evaluate_matches_numpy_for_every_model_and_cell(tiny_models, released_f
 @pytest.mark.parametrize("spec, expected", [
     ("benchmark", 15), ("extra", 4), ("all", 19), ("glass_blur, fog,fog", 2), ("extra,gaussian_noise", 5)])
 def test_corruption_lists(spec, expected):
-    names = corruption_eval.parse_corruptions(spec)
+    names = eval_config.parse_corruptions(spec)
     assert len(names) == expected and len(set(names)) == expected
     if spec.startswith("glass"):
         assert names == ("frosted_glass_blur", "fog")
@@ -73,16 +73,16 @@ def test_corruption_lists(spec, expected):
     ("", "no severity")])
 def test_bad_severities(spec, fragment):
     with pytest.raises(UsageError) as caught:
-        corruption_eval.parse_severities(spec)
+        eval_config.parse_severities(spec)
     assert fragment in str(caught.value)
 
 
 def test_unknown_corruption_lists_the_valid_ones():
     with pytest.raises(UsageError) as caught:
-        corruption_eval.parse_corruptions("fog,snowy")
+        eval_config.parse_corruptions("fog,snowy")
     assert "unknown corruption 'snowy'" in str(caught.value) and "speckle_noise" in str(caught.value)
 
 
 def test_default_model_names_come_from_the_run_folder():
     paths = ["saved_models/mocse_c10/3", "saved_models/preact/model.keras", "a/preact.keras", "x/mocse_c10/1"]
-    assert corruption_eval.default_model_names(paths) == ["mocse_c10", "preact", "preact_2", "mocse_c10_2"]
+    assert eval_config.default_model_names(paths) == ["mocse_c10", "preact", "preact_2", "mocse_c10_2"]

@@ -14,6 +14,7 @@ from mocse_tf import export
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import adversarial_eval, report as report_lib
+from mocse_tf.evaluation.config import EvalConfig
 from mocse_tf.models import preact_resnet18
 from tests.conftest import REPO_ROOT
 
@@ -176,7 +177,7 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
     ({"num_examples": -1}, "--num_examples must be 0"),
     ({"merge_with": "missing/report.json"}, "no such report"),
     ({"models": ["three_classes"]}, "predicts 3 classes but --dataset=synthetic has 10"),
-    ({"attacks_spec": "pgd3_bce", "models": ["plain"]}, "no --model is a MoCSE network"),
+    ({"attacks": "pgd3_bce", "models": ["plain"]}, "no --model is a MoCSE network"),
     ({"models": ["mismatched"]}, "gives different logits than the SavedModel"),
 ])
 def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
@@ -188,9 +189,9 @@ def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
     if arguments.get("models") == ["mismatched"]:  # the SavedModel beside the model.keras of another network
         paths["mismatched"] = str(shutil.copytree(exported_run["saved_model"], tmp_path / "run" / "1"))
         export.save_keras_atomic(tiny_expert_net(seed=1), str(tmp_path / "run" / "model.keras"))
-    settings = {"models": [exported_run["keras"]], "dataset": "synthetic", "num_examples": 10, "attacks_spec": "pgd1",
-                "output_dir": str(tmp_path / "out"), "log": lambda line: None, **arguments}
+    settings = {"models": [exported_run["keras"]], "dataset": "synthetic", "num_examples": 10, "attacks": "pgd1",
+                "output_dir": str(tmp_path / "out"), **arguments}
     settings["models"] = [paths.get(m, m) for m in settings["models"]]
     with pytest.raises(UsageError, match=fragment):
-        adversarial_eval.run_eval_adv(**settings)
+        adversarial_eval.run_eval_adv(EvalConfig(**settings), log=lambda line: None)
     assert not (tmp_path / "out").exists()

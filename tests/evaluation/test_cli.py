@@ -11,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from mocse_tf.errors import UsageError
+from mocse_tf.evaluation.config import EvalConfig
 from mocse_tf.evaluation.corruption_eval import run_eval_c
 from tests.conftest import REPO_ROOT
 
@@ -77,11 +78,11 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
 
 
 @pytest.mark.parametrize("arguments, fragment", [
-    ({"corruptions_spec": "fog,fogg"}, "unknown corruption 'fogg'; expected one of: gaussian_noise"),
-    ({"severities_spec": "1,6"}, "severity 6 is outside 1..5"),
+    ({"corruptions": "fog,fogg"}, "unknown corruption 'fogg'; expected one of: gaussian_noise"),
+    ({"severities": "1,6"}, "severity 6 is outside 1..5"),
     ({"batch_size": 0}, "--batch_size must be a positive integer"),
     ({"source": "folder", "c_dir": None}, "--source=folder needs --c_dir"),
-    ({"source": "folder", "c_dir": "MISSING", "corruptions_spec": "gaussian_noise,glass_blur"},
+    ({"source": "folder", "c_dir": "MISSING", "corruptions": "gaussian_noise,glass_blur"},
      "lacks glass_blur.npy"),
 ])
 def test_bad_arguments_fail_before_any_loading(tmp_path, tiny_models, released_folder, arguments, fragment):
@@ -89,16 +90,15 @@ def test_bad_arguments_fail_before_any_loading(tmp_path, tiny_models, released_f
         (released_folder / "glass_blur.npy").unlink()
         arguments = dict(arguments, c_dir=str(released_folder))
     with pytest.raises(UsageError) as caught:
-        run_eval_c(models=[tiny_models["keras"]], output_dir=str(tmp_path / "out"), **arguments)
+        run_eval_c(EvalConfig(models=[tiny_models["keras"]], output_dir=str(tmp_path / "out"), **arguments))
     assert fragment in str(caught.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_generate_source_in_process(tmp_path, tiny_models):
-    report, paths, markdown = run_eval_c(
-        models=[tiny_models["keras"]], source="generate", dataset="synthetic", corruptions_spec="gaussian_noise,fog",
-        severities_spec="2,5", num_examples=30, batch_size=16, output_dir=str(tmp_path), seed=1,
-        show_progress=False)
+    report, paths, markdown = run_eval_c(EvalConfig(
+        models=[tiny_models["keras"]], source="generate", dataset="synthetic", corruptions="gaussian_noise,fog",
+        severities="2,5", num_examples=30, batch_size=16, output_dir=str(tmp_path), seed=1), show_progress=False)
     assert sorted(os.path.basename(p) for p in paths.values()) == sorted(REPORT_FILES)
     config = report["config"]
     assert config["source"] == "generate" and config["seed"] == 1 and config["seed_chunk"] == 250
@@ -112,10 +112,10 @@ def test_tfds_source_in_process_on_mock_data(tmp_path, tiny_models):
     manual.mkdir(parents=True)
     (manual / "CIFAR-10-C.tar").write_bytes(b"")  # "prepared offline": tfds' preparation is mocked below
     with tfds.testing.mock_data(num_examples=12):
-        report, _, _ = run_eval_c(
+        report, _, _ = run_eval_c(EvalConfig(
             models=[tiny_models["saved_model"]], source="tfds", data_dir=str(tmp_path / "tfds"), dataset="synthetic",
-            corruptions_spec="impulse_noise", severities_spec="4", num_examples=10, batch_size=4,
-            output_dir=str(tmp_path / "out"), show_progress=False)
+            corruptions="impulse_noise", severities="4", num_examples=10, batch_size=4,
+            output_dir=str(tmp_path / "out")), show_progress=False)
     model = report["models"]["tiny_run"]
     assert model["num_examples"] == 10 and list(model["corruptions"]) == ["impulse_noise"]
     assert report["config"]["source"] == "tfds"
@@ -130,21 +130,21 @@ def test_class_count_mismatch_is_a_usage_error(tmp_path):
     path = tmp_path / "three_classes.keras"
     preact_resnet18(num_classes=3, width=4).save(path)
     with pytest.raises(UsageError) as caught:
-        run_eval_c(models=[str(path)], source="generate", dataset="synthetic", corruptions_spec="fog",
-                   num_examples=5, output_dir=str(tmp_path / "out"), show_progress=False)
+        run_eval_c(EvalConfig(models=[str(path)], source="generate", dataset="synthetic", corruptions="fog",
+                   num_examples=5, output_dir=str(tmp_path / "out")), show_progress=False)
     assert "predicts 3 classes but --dataset=synthetic has 10" in str(caught.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_model_name_and_baseline_errors(tiny_models, tmp_path):
     with pytest.raises(UsageError, match="2 --model_name for 1 --model"):
-        run_eval_c(models=[tiny_models["keras"]], model_names=["a", "b"], output_dir=str(tmp_path))
+        run_eval_c(EvalConfig(models=[tiny_models["keras"]], model_names=["a", "b"], output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="--baseline 'x' is not one of the model names"):
-        run_eval_c(models=[tiny_models["keras"]], baseline="x", output_dir=str(tmp_path))
+        run_eval_c(EvalConfig(models=[tiny_models["keras"]], baseline="x", output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="unknown --source 'web'"):
-        run_eval_c(models=[tiny_models["keras"]], source="web", output_dir=str(tmp_path))
+        run_eval_c(EvalConfig(models=[tiny_models["keras"]], source="web", output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="no model to evaluate"):
-        run_eval_c(models=[], output_dir=str(tmp_path))
+        run_eval_c(EvalConfig(models=[], output_dir=str(tmp_path)))
 
 
 def test_unprepared_tfds_offline_fails_before_loading_anything(tmp_path, tiny_models, monkeypatch):
@@ -152,7 +152,7 @@ def test_unprepared_tfds_offline_fails_before_loading_anything(tmp_path, tiny_mo
 
     monkeypatch.setattr(tfds_source, "network_reachable", lambda: False)
     with pytest.raises(UsageError) as caught:
-        run_eval_c(models=[tiny_models["keras"]], source="tfds", data_dir=str(tmp_path / "tfds"),
-                   dataset="synthetic", output_dir=str(tmp_path / "out"), show_progress=False)
+        run_eval_c(EvalConfig(models=[tiny_models["keras"]], source="tfds", data_dir=str(tmp_path / "tfds"),
+                   dataset="synthetic", output_dir=str(tmp_path / "out")), show_progress=False)
     assert "cifar10_corrupted/gaussian_noise_1" in str(caught.value) and "CIFAR-10-C.tar" in str(caught.value)
     assert not (tmp_path / "out").exists()

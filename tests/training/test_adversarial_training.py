@@ -245,6 +245,7 @@ def test_pgd_training_makes_a_tiny_model_robust_on_the_synthetic_set():
 def test_pgd_trained_preact_resnet_beats_a_standard_one_under_pgd(tmp_path):
     """The real run (bin/train's `train`, augmentation, export) and bin/eval_adv's evaluation of the export."""
     from mocse_tf.evaluation.adversarial_eval import run_eval_adv
+    from mocse_tf.evaluation.config import EvalConfig
     from mocse_tf.training.run import train
 
     robust = {}
@@ -254,8 +255,8 @@ def test_pgd_trained_preact_resnet_beats_a_standard_one_under_pgd(tmp_path):
                              adv_steps=3, adv_step_size=EPS / 2, output_dir=str(tmp_path / adv / "run"),
                              export_dir=str(tmp_path / adv / "exports"), run_name=adv, verbose=0)
         results = train(config)
-        report, _, _ = run_eval_adv(models=[results["saved_model"]], model_names=[adv], dataset="synthetic",
-                                    num_examples=300, attacks_spec="pgd10", output_dir=str(tmp_path / adv / "eval"),
+        report, _, _ = run_eval_adv(EvalConfig(models=[results["saved_model"]], model_names=[adv], dataset="synthetic",
+                                               num_examples=300, attacks="pgd10", output_dir=str(tmp_path / adv / "eval")),
                                     log=lambda line: None)
         entry = report["models"][adv]
         robust[adv] = (entry["clean"], next(iter(entry["adversarial"].values())))
