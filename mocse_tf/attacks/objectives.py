@@ -14,8 +14,11 @@ from mocse_tf.errors import UsageError
 
 # ce: cross-entropy of the class logits (for MoCSE, the aggregate). mocse_total: the MoCSE training loss
 # CE + bce_weight * expert BCE (plain CE for a network without experts). expert_bce: the experts' own
-# one-vs-rest BCE alone. dlr: the Difference of Logits Ratio of Croce & Hein (2020).
-OBJECTIVES = ("ce", "mocse_total", "expert_bce", "dlr")
+# one-vs-rest BCE alone. dlr: the Difference of Logits Ratio of Croce & Hein (2020). margin_dlr and margin_cw:
+# MoCSE-adaptive losses on the experts' margins m_k = z_true_k - z_false_k (see `expert_margins`).
+OBJECTIVES = ("ce", "mocse_total", "expert_bce", "dlr", "margin_dlr", "margin_cw")
+# The objectives that need outputs["expert_logits"] (MoCSE networks only).
+EXPERT_OBJECTIVES = ("expert_bce", "margin_dlr", "margin_cw")
 
 # Keeps DLR finite when the top logits tie (the reference implementation's constant).
 _DLR_TINY = 1e-12
@@ -56,6 +59,30 @@ def targeted_dlr_loss(labels, targets, logits):
     return -margin / (top4[:, 0] - 0.5 * (top4[:, 2] + top4[:, 3]) + _DLR_TINY)
 
 
+def cw_margin_loss(labels, logits, targets=None):
+    """Carlini-Wagner margin, to be maximised; shape [B]. Untargeted: max_{i != y} z_i - z_y (positive exactly
+    when misclassified); targeted: z_t - z_y. Linear in the logits, so its gradient never vanishes the way a
+    softmax's does when probabilities saturate."""
+    logits = tf.cast(logits, tf.float32)
+    true_logit = _logit_of(logits, labels)
+    if targets is not None:
+        return _logit_of(logits, targets) - true_logit
+    others = tf.where(tf.one_hot(_labels(labels), tf.shape(logits)[1], on_value=True, off_value=False),
+                      tf.constant(-float("inf"), tf.float32), logits)
+    return tf.reduce_max(others, axis=1) - true_logit
+
+
+def expert_margins(expert_logits):
+    """Each expert's margin m_k = z_true_k - z_false_k (its log-odds of "class k"), shape [B, N].
+
+    MoCSE-adaptive attacks work on these directly: aggregates such as true_prob squash them through a sigmoid, and
+    the DLR of the aggregate then has gradients of 1e-11 .. 0 at margins of +-20 .. +-60, while the DLR or CW loss of
+    the margins themselves stays informative at any margin.
+    """
+    expert_logits = tf.cast(expert_logits, tf.float32)
+    return expert_logits[..., 1] - expert_logits[..., 0]
+
+
 def check_objective(objective):
     if objective not in OBJECTIVES:
         raise UsageError(f"unknown attack objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -74,11 +101,17 @@ def attack_loss_fn(objective, labels, targets=None, bce_weight=1.0):
     """Returns `loss(outputs) -> [B]` that the attack maximises.
 
     Untargeted (targets None): the objective at the true labels. Targeted: minus the objective at the target
-    labels (so the target becomes more likely), except DLR, which uses the targeted DLR of labels and targets.
+    labels (so the target becomes more likely), except DLR, which uses the targeted DLR of labels and targets, and
+    the margin objectives (targeted DLR, or z_t - z_y, of the experts' margins).
     """
     check_objective(objective)
 
     def loss(outputs):
+        if objective in ("margin_dlr", "margin_cw"):
+            margins = expert_margins(_expert_logits(outputs, objective))
+            if objective == "margin_cw":
+                return cw_margin_loss(labels, margins, targets)
+            return dlr_loss(labels, margins) if targets is None else targeted_dlr_loss(labels, targets, margins)
         if objective == "dlr":
             if targets is None:
                 return dlr_loss(labels, outputs["logits"])

@@ -16,14 +16,17 @@ recording the weight update. The modes:
            random start, on the same objective as pgd. --adv_step_size and --adv_steps do not apply: the
            published recipe ties the step to eps, and a 2/255 step would undo the method.
 
-Batch normalisation while the examples are generated (batch_statistics=False, the default): the network runs in
-inference mode, normalising with its moving averages, as the TRADES and AutoAttack references do. Each example's
-perturbation then depends on that example alone (not on the rest of the batch), generation never writes the
-moving averages, and only the outer, training-mode pass on the examples updates them, once per step (twice for
-TRADES, which passes the clean and the adversarial batch, as its reference does). With batch_statistics=True the
-attack normalises with the statistics of the batch it attacks (the outer step's own view, as in Rice et al.'s and
-Wong et al.'s code) and still leaves the moving averages alone. Either way the weights change only through the
-outer step's gradient.
+Batch normalisation while the examples are generated follows each method's reference code. pgd and trades: the
+network runs in inference mode, normalising with its moving averages, as the TRADES and AutoAttack references do.
+Each example's perturbation then depends on that example alone (not on the rest of the batch), generation never
+writes the moving averages, and only the outer, training-mode pass on the examples updates them, once per step
+(twice for TRADES, which passes the clean and the adversarial batch, as its reference does). fgsm_rs: training
+mode, as in fast_adversarial (Wong et al.), whose model stays in train() mode while it makes the perturbation: the
+attack normalises with the statistics of the batch it attacks, and its pass also moves the moving averages (so
+they move twice per step, as there). `make_training_attack(config, batch_statistics=True|False)` overrides the
+mode; an explicit choice normalises as asked and leaves the moving averages to the outer pass. Either way the
+weights change only through the outer step's gradient. Under mixed precision the attack computes in float32
+(`mocse_tf.attacks.forward`), so its input gradient does not underflow.
 """
 
 import dataclasses
@@ -47,6 +50,7 @@ class AdversarialTraining:
     trades_beta: float = 6.0
     seed: int = 0
     batch_statistics: bool = False
+    update_bn_statistics: bool = False  # the generation pass moves the BN moving averages (fgsm_rs's reference)
 
     def __post_init__(self):
         if not isinstance(self.attack, attacks.Attack) or self.attack.kind not in MODES:
@@ -79,16 +83,18 @@ class AdversarialTraining:
         Call it before the GradientTape that records the weight update: the attack needs gradients with respect
         to the input only, and a tape around it would record its whole loop for nothing.
         """
-        forward = attacks.model_forward(network, training=self.batch_statistics, pixel_scale=PIXEL_SCALE)
+        forward = attacks.model_forward(network, training=self.batch_statistics,
+                                        update_bn_statistics=self.update_bn_statistics, pixel_scale=PIXEL_SCALE)
         x01 = tf.cast(pixels, tf.float32) / PIXEL_SCALE
         adversarial = self.attack.generate(forward, x01, labels, seed=self.step_seed(step))
         return adversarial * PIXEL_SCALE
 
 
-def make_training_attack(config, *, batch_statistics=False, unroll=False):
+def make_training_attack(config, *, batch_statistics=None, unroll=False):
     """The `AdversarialTraining` of `config.adv`, or None for --adv=none (see the module docstring).
 
-    batch_statistics: batch normalisation mode during generation (False: inference mode; the two cost the same
+    batch_statistics: batch normalisation mode during generation (None: the method's reference mode, training mode
+    with moving-average updates for fgsm_rs, inference mode otherwise; False: inference mode; the two cost the same
     within noise, PGD-10 6.8x vs 6.7x the plain step back to back in bench/adversarial.py on this CPU). unroll: attack
     steps as a Python loop instead of a tf.while_loop; the two ran at the same speed within noise (PGD-10 7.1x
     looped vs 7.0x unrolled), and the loop traces faster (20 s vs 29 s), so it is the default.
@@ -105,5 +111,7 @@ def make_training_attack(config, *, batch_statistics=False, unroll=False):
     if config.adv != "trades":
         settings.update(objective="mocse_total", bce_weight=float(config.bce_weight))
     attack = attacks.make_training_attack(config.adv, **settings)
+    reference_mode = batch_statistics is None and config.adv == "fgsm_rs"
     return AdversarialTraining(attack, trades_beta=float(config.trades_beta), seed=int(config.seed),
-                               batch_statistics=batch_statistics)
+                               batch_statistics=bool(batch_statistics) or reference_mode,
+                               update_bn_statistics=reference_mode)

@@ -156,6 +156,22 @@ def test_generation_leaves_bn_statistics_and_weights_to_the_outer_step(batch_sta
     assert moved == len(network.variables)  # every weight and every BN statistic moved, once
 
 
+def test_fgsm_rs_generates_in_training_mode_as_fast_adversarial_does():
+    network = tiny_bn_net(num_classes=4, filters=4)
+    fast = make_training_attack(TrainConfig(adv="fgsm_rs"))
+    assert (fast.batch_statistics, fast.update_bn_statistics) == (True, True)
+    assert not make_training_attack(TrainConfig(adv="fgsm_rs"), batch_statistics=False).batch_statistics
+    pixels, labels = batch(8, num_classes=4)
+    weights = [w.numpy().copy() for w in network.trainable_weights]
+    moving = network.get_layer("bn0").moving_mean.numpy().copy()
+    perturb(fast, network, pixels, labels)
+    # Its pass normalises with the batch's statistics and moves the moving averages (PyTorch train() mode);
+    # the weights change only in the outer step.
+    assert not np.allclose(network.get_layer("bn0").moving_mean.numpy(), moving)
+    for weight, value in zip(network.trainable_weights, weights):
+        np.testing.assert_array_equal(weight.numpy(), value)
+
+
 def test_the_two_bn_modes_make_different_examples():
     network = tiny_bn_net(num_classes=4, filters=4)
     bn = network.get_layer("bn0")
