@@ -17,7 +17,7 @@ misclassification.
 import tensorflow as tf
 
 from mocse_tf.attacks import geometry, objectives, selection, starts
-from mocse_tf.attacks.checks import check_count, check_images, check_number
+from mocse_tf.attacks.checks import check_count, check_eps, check_images, check_number
 from mocse_tf.attacks.pgd import loss_and_gradient
 from mocse_tf.errors import UsageError
 
@@ -172,7 +172,7 @@ def apgd_targeted(forward, x01, labels, *, eps, steps=100, norm="linf", num_targ
     """
     geometry.check_norm(norm)
     objectives.check_objective(objective)
-    check_number("eps", eps, 0.0, strict=False)
+    check_eps(eps)
     check_count("steps", steps)
     check_count("restarts", restarts)
     check_count("num_targets", num_targets)

@@ -67,7 +67,7 @@ def cw_margin_loss(labels, logits, targets=None):
     true_logit = _logit_of(logits, labels)
     if targets is not None:
         return _logit_of(logits, targets) - true_logit
-    others = tf.where(tf.one_hot(_labels(labels), tf.shape(logits)[1], on_value=True, off_value=False),
+    others = tf.where(tf.one_hot(as_labels(labels), tf.shape(logits)[1], on_value=True, off_value=False),
                       tf.constant(-float("inf"), tf.float32), logits)
     return tf.reduce_max(others, axis=1) - true_logit
 
