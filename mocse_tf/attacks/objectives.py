@@ -16,7 +16,8 @@ from mocse_tf.errors import UsageError
 # CE + bce_weight * expert BCE (plain CE for a network without experts). expert_bce: the experts' own
 # one-vs-rest BCE alone. dlr: the Difference of Logits Ratio of Croce & Hein (2020). margin_dlr and margin_cw:
 # MoCSE-adaptive losses on the experts' margins m_k = z_true_k - z_false_k (see `expert_margins`).
-OBJECTIVES = ("ce", "mocse_total", "expert_bce", "dlr", "margin_dlr", "margin_cw")
+# cw: the Carlini-Wagner margin of the class logits.
+OBJECTIVES = ("ce", "mocse_total", "expert_bce", "dlr", "cw", "margin_dlr", "margin_cw")
 # The objectives that need outputs["expert_logits"] (MoCSE networks only).
 EXPERT_OBJECTIVES = ("expert_bce", "margin_dlr", "margin_cw")
 
@@ -112,6 +113,8 @@ def attack_loss_fn(objective, labels, targets=None, bce_weight=1.0):
             if objective == "margin_cw":
                 return cw_margin_loss(labels, margins, targets)
             return dlr_loss(labels, margins) if targets is None else targeted_dlr_loss(labels, targets, margins)
+        if objective == "cw":
+            return cw_margin_loss(labels, outputs["logits"], targets)
         if objective == "dlr":
             if targets is None:
                 return dlr_loss(labels, outputs["logits"])
