@@ -221,7 +221,8 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, tabl
     # The start, queried only for the examples still to fool.
     start = (linf_stripes_start if norm == "linf" else l2_tiles_start)(x, eps, starts.derived_seed(seed, 0))
     index = tf.where(margin_prev > 0)[:, 0]
-    start_margin, start_loss = score(tf.gather(start, index), index)
+    start_margin, start_loss = tf.cond(  # some networks fail on an empty batch: skip the query then
+        tf.size(index) > 0, lambda: score(tf.gather(start, index), index), lambda: (tf.zeros([0]), tf.zeros([0])))
     rows = index[:, None]
     x_run = tf.tensor_scatter_nd_update(x_prev, rows, tf.gather(start, index))
     margin_run = tf.tensor_scatter_nd_update(margin_prev, rows, start_margin)

@@ -295,3 +295,12 @@ def test_targets_outside_the_classes_raise():
     x, labels = synthetic_images(2, seed=0)
     with pytest.raises(UsageError, match="target classes must lie in 0 .. 3"):
         square.square_attack(forward, x, labels, eps=0.1, queries=2, targets=[1, 4])
+
+
+def test_a_restart_with_every_example_fooled_queries_nothing():
+    # A network that fails on an empty batch (Keras' Conv2D here) must not be called with one.
+    forward = attacks.model_forward(tiny_conv_net())
+    x, _ = synthetic_images(3, seed=0)
+    wrong = (np.argmax(forward(tf.constant(x))["logits"], axis=1) + 1) % 4
+    adv = square.square_attack(forward, x, wrong, eps=0.1, queries=3, restarts=2).numpy()
+    assert np.all(_margin(forward, adv, wrong) <= 0) and np.abs(adv - x).max() <= 0.1 + 1e-6
