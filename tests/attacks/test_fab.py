@@ -260,7 +260,7 @@ def test_constraints_restarts_and_graph_mode(conv_batch, norm, eps):
     graph = tf.function(lambda x, y, t: fab.fab_attack(forward, x, y, **{**settings, "targets": t}),
                         autograph=False, input_signature=[tf.TensorSpec([None, 32, 32, 3]),
                                                           tf.TensorSpec([None], tf.int64),
-                                                          tf.TensorSpec([None], tf.int32)])
+                                                          tf.TensorSpec([None], targets.dtype)])
     graph_adv = graph(x, labels, targets).numpy()
     assert np.all(_size(graph_adv - x, norm) <= eps * (1 + 1e-6))
     # Rounding differs between graph and eager kernels; over the steps it can flip whether an iterate is
