@@ -5,15 +5,16 @@ files bin/train writes beside them (mocse_tf.loading reads them back).
   input  images: uint8 [batch, 32, 32, 3] (raw RGB pixels)
   outputs probabilities float32 [batch, N], logits float32 [batch, N], class_ids int64 [batch],
           and for MoCSE expert_probabilities float32 [batch, N] (each expert's p("my class")).
-Folders are written under a temporary name and renamed, so a crash never leaves a half-written version.
+Folders are written atomically (mocse_tf.files), so a crash never leaves a half-written version; `.keras` files
+are written with mocse_tf.files.save_keras.
 """
 
 import os
-import shutil
 
 import keras
 import tensorflow as tf
 
+from mocse_tf import files
 from mocse_tf.errors import UsageError
 
 SIGNATURE_INPUT = "images"
@@ -50,8 +51,6 @@ def export_saved_model(network, base_dir, version=None):
     final_path = os.path.join(base_dir, str(version))
     if os.path.exists(final_path):
         raise UsageError(f"export folder {final_path} already exists; pick another version or remove it")
-    tmp_path = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp_path, ignore_errors=True)
     height, width, channels = network.input_shape[1:]
 
     archive = keras.export.ExportArchive()
@@ -64,27 +63,6 @@ def export_saved_model(network, base_dir, version=None):
         "serving_default", serve,
         input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=SIGNATURE_INPUT)],
     )
-    try:
-        os.makedirs(base_dir, exist_ok=True)
+    with files.replacing(final_path) as tmp_path:
         archive.write_out(tmp_path, verbose=False)
-        os.rename(tmp_path, final_path)
-    except OSError as err:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-        raise UsageError(f"cannot write the export to {base_dir}: {err.strerror or err}; "
-                         f"choose a writable --export_dir with free space") from None
     return final_path
-
-
-def save_keras_atomic(network, path):
-    """Saves a `.keras` file through a temporary name, so an existing file is replaced only when complete."""
-    tmp_path = f"{path}.tmp-{os.getpid()}.keras"
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        network.save(tmp_path)
-        os.replace(tmp_path, path)
-    except OSError as err:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise UsageError(f"cannot write {path}: {err.strerror or err}; choose a writable folder with free space") \
-            from None
-    return path

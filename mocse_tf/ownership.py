@@ -13,6 +13,7 @@ import re
 import shutil
 
 from mocse_tf.errors import UsageError
+from mocse_tf.files import write_json
 
 OWNER_FILE = "owner.json"
 # Temporary names used by the atomic writers: x.json.tmp-<pid>, model.keras.tmp-<pid>.keras, .tmp-<version>-<pid>.
@@ -108,8 +109,6 @@ def check(folder, owner, way_out):
 def claim(folder, owner, way_out, overwrite=False):
     """Checks `folder` (see `check`), empties it first when `overwrite` and it belongs to another run, writes the
     owner record and removes stale temporaries. Returns True when the folder already belonged to this owner."""
-    from mocse_tf.training.run_state import write_json_atomic
-
     try:
         state = check(folder, owner, way_out)
     except FolderOwnedByOther:
@@ -127,5 +126,5 @@ def claim(folder, owner, way_out, overwrite=False):
         raise UsageError(f"{folder} is not writable; choose a writable folder")
     remove_stale_temporaries(folder)
     if state == "new":
-        write_json_atomic(os.path.join(folder, OWNER_FILE), owner)
+        write_json(os.path.join(folder, OWNER_FILE), owner)
     return state == "ours"

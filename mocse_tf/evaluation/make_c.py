@@ -6,7 +6,6 @@ is written under `<name>.npy.partial` and renamed when complete, so a rerun skip
 redoes an interrupted one. The images are those that `--source=generate` evaluates with the same seed.
 """
 
-import json
 import os
 import time
 
@@ -14,6 +13,7 @@ import numpy as np
 from absl import logging
 
 import mocse_tf
+from mocse_tf import files
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import sources
 from mocse_tf.progress import Progress
@@ -25,14 +25,6 @@ IDENTITY_FIELDS = ("dataset", "local_dir", "num_examples", "seed", "seed_chunk",
 
 def labels_dtype(num_classes):
     return np.uint8 if num_classes <= 256 else np.int64
-
-
-def _write_json(path, data):
-    tmp_path = path + PARTIAL_SUFFIX
-    with open(tmp_path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp_path, path)
 
 
 def _check_or_start_manifest(output_dir, manifest):
@@ -70,31 +62,26 @@ def write_labels(output_dir, labels, num_classes):
             raise UsageError(f"{path} holds other labels (shape {existing.shape}) than this data set "
                              f"({stacked.shape}); choose a new --output_dir")
         return path
-    tmp_path = path + PARTIAL_SUFFIX
-    with open(tmp_path, "wb") as handle:
-        np.save(handle, stacked)
-    os.replace(tmp_path, path)
-    return path
+    return files.write_npy(path, stacked)
 
 
 def write_corruption(output_dir, images, labels, corruption, seed, on_chunk=None):
     """Writes one `<generator name>.npy` (5 severities) through a `.partial` file; returns its path."""
     count = len(images)
     path = os.path.join(output_dir, sources.released_file_name(corruption))
-    tmp_path = path + PARTIAL_SUFFIX
-    stacked = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
-                                        shape=(sources.NUM_SEVERITIES * count,) + sources.IMAGE_SHAPE)
-    for severity in range(1, sources.NUM_SEVERITIES + 1):
-        row = (severity - 1) * count
-        dataset = sources.generated_dataset(images, labels, corruption, severity, seed, sources.SEED_CHUNK)
-        for chunk, _ in dataset:
-            stacked[row : row + len(chunk)] = chunk.numpy()
-            row += len(chunk)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
-    stacked.flush()
-    del stacked
-    os.replace(tmp_path, path)
+    with files.replacing(path, temporary=path + PARTIAL_SUFFIX) as tmp_path:
+        stacked = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
+                                            shape=(sources.NUM_SEVERITIES * count,) + sources.IMAGE_SHAPE)
+        for severity in range(1, sources.NUM_SEVERITIES + 1):
+            row = (severity - 1) * count
+            dataset = sources.generated_dataset(images, labels, corruption, severity, seed, sources.SEED_CHUNK)
+            for chunk, _ in dataset:
+                stacked[row : row + len(chunk)] = chunk.numpy()
+                row += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+        stacked.flush()
+        del stacked
     return path
 
 
@@ -115,7 +102,7 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
                     mocse_tf_version=mocse_tf.__version__)
     manifest = _check_or_start_manifest(output_dir, manifest)
     manifest_path = os.path.join(output_dir, sources.MANIFEST_FILE)
-    _write_json(manifest_path, manifest)
+    files.write_json(manifest_path, manifest, sort_keys=False)
     write_labels(output_dir, labels, num_classes)
 
     shape = (sources.NUM_SEVERITIES * len(images),) + sources.IMAGE_SHAPE
@@ -137,7 +124,7 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
         started = time.perf_counter()
         write_corruption(output_dir, images, labels, corruption, seed, advance)
         manifest["complete"] = sorted(set(manifest.get("complete", [])) | {corruption})
-        _write_json(manifest_path, manifest)
+        files.write_json(manifest_path, manifest, sort_keys=False)
         logging.info("%s: written (%.1f s)", sources.released_file_name(corruption), time.perf_counter() - started)
     return {"written": todo, "skipped": done}
 

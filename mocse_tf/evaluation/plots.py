@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mocse_tf import files  # noqa: E402
 from mocse_tf.evaluation import report as report_lib  # noqa: E402
 
 BARS_NAME = "accuracy_per_corruption.png"
@@ -17,10 +18,8 @@ CONTACT_SHEET_NAME = "contact_sheet.png"
 
 
 def _save(figure, path):
-    tmp_path = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(tmp_path, dpi=110, bbox_inches="tight")
+    files.save_figure(figure, path, dpi=110, bbox_inches="tight")
     plt.close(figure)
-    os.replace(tmp_path, path)
     return path
 
 

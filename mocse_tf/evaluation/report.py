@@ -25,6 +25,7 @@ import json
 import math
 import os
 
+from mocse_tf import files
 from mocse_tf.corruptions import BENCHMARK, DISPLAY_GROUPS, canonical_name
 from mocse_tf.errors import UsageError
 
@@ -195,17 +196,6 @@ def merge_models(report, models):
 # --- files --------------------------------------------------------------------------------------------------
 
 
-def _write_text(path, text):
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp_path, path)
-
-
-def write_json(report, path):
-    _write_text(path, json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
 def load_report(path):
     """Reads a report.json back (and recomputes its summary from the raw numbers)."""
     try:
@@ -241,15 +231,6 @@ def csv_rows(report):
                 rows.append({**common, "section": "ece", "group": group_of.get(corruption, ""), "name": corruption,
                              "severity": severity, "accuracy": repr(ece)})
     return rows
-
-
-def write_csv(report, path):
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(csv_rows(report))
-    os.replace(tmp_path, path)
 
 
 def read_csv(path):
@@ -379,7 +360,7 @@ def write_report(report, output_dir):
     report = build_report(report["models"], report.get("config"), report.get("baseline"))
     paths = {"json": os.path.join(output_dir, JSON_NAME), "csv": os.path.join(output_dir, CSV_NAME),
              "markdown": os.path.join(output_dir, MARKDOWN_NAME)}
-    write_json(report, paths["json"])
-    write_csv(report, paths["csv"])
-    _write_text(paths["markdown"], markdown_document(report))
+    files.write_json(paths["json"], report, sort_keys=False, allow_nan=False)
+    files.write_csv(paths["csv"], CSV_FIELDS, csv_rows(report))
+    files.write_text(paths["markdown"], markdown_document(report))
     return paths

@@ -20,7 +20,8 @@ from mocse_tf.errors import UsageError
 from mocse_tf.models import build_network
 from mocse_tf.progress import EpochProgress
 from mocse_tf.training import distribute
-from mocse_tf.training.run_state import RunFolder, read_json, write_json_atomic
+from mocse_tf.files import read_json, save_keras, write_json
+from mocse_tf.training.run_state import RunFolder
 from mocse_tf.training.optimizer import make_sgd
 from mocse_tf.training.schedules import make_schedule
 from mocse_tf.training.trainer import RobustTrainer
@@ -185,8 +186,8 @@ def _export(config, folder, network, epochs_trained, class_names):
     """Writes model.keras, class_names.json and a new SavedModel version (none when a finished run is rerun)."""
     base = export_base(config)
     ownership.claim(base, export_owner(config), EXPORT_WAY_OUT, overwrite=config.overwrite)  # checked at the start
-    keras_path = export.save_keras_atomic(network, os.path.join(base, export.KERAS_FILE))
-    write_json_atomic(os.path.join(base, export.CLASS_NAMES_FILE), list(class_names))
+    keras_path = save_keras(network, os.path.join(base, export.KERAS_FILE))
+    write_json(os.path.join(base, export.CLASS_NAMES_FILE), list(class_names))
     previous = read_json(os.path.join(folder.path, folder.RESULTS), default={})
     if previous.get("epochs_trained") == epochs_trained and os.path.isdir(previous.get("saved_model", "")):
         saved_model = previous["saved_model"]

@@ -2,7 +2,7 @@
 
 Layout of `output_dir`: run_config.json (what is trained), checkpoints/ (network + optimizer + epoch),
 history.json (one entry per finished epoch), logs/ (TensorBoard), results.json (final metrics).
-Every JSON file is written to a temporary name and renamed, so an interruption never leaves half a file.
+Every JSON file is written atomically (mocse_tf.files), so an interruption never leaves half a file.
 """
 
 import json
@@ -12,30 +12,8 @@ import shutil
 import tensorflow as tf
 
 from mocse_tf.errors import UsageError
+from mocse_tf.files import read_json, write_json
 from mocse_tf.ownership import remove_stale_temporaries
-
-
-def write_json_atomic(path, payload):
-    """Writes JSON through a temporary file and an atomic rename."""
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp_path, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except OSError as err:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise UsageError(f"cannot write {path}: {err.strerror or err}; free some space or choose a writable "
-                         f"--output_dir") from None
-
-
-def read_json(path, default=None):
-    if not os.path.exists(path):
-        return default
-    with open(path) as handle:
-        return json.load(handle)
 
 
 class RunFolder:
@@ -76,7 +54,7 @@ class RunFolder:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
             raise UsageError(f"cannot create --output_dir {self.path}: {err.strerror or err}") from None
-        write_json_atomic(config_path, json.loads(self.config.to_json()))
+        write_json(config_path, json.loads(self.config.to_json()))
         return False
 
     def checkpoint_manager(self, checkpoint):
@@ -86,7 +64,7 @@ class RunFolder:
         return read_json(os.path.join(self.path, self.HISTORY), default=[])
 
     def write_history(self, history):
-        write_json_atomic(os.path.join(self.path, self.HISTORY), history)
+        write_json(os.path.join(self.path, self.HISTORY), history)
 
     def write_results(self, results):
-        write_json_atomic(os.path.join(self.path, self.RESULTS), results)
+        write_json(os.path.join(self.path, self.RESULTS), results)

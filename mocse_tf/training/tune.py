@@ -18,12 +18,12 @@ from absl import flags
 
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError
+from mocse_tf.files import read_json, write_json, write_text
 from mocse_tf.evaluation import accuracy
 from mocse_tf.evaluation.sources import clean_dataset
 from mocse_tf.loading import Classifier
 from mocse_tf.training import run
 from mocse_tf.training.config import TrainConfig
-from mocse_tf.training.run_state import read_json, write_json_atomic
 
 TUNERS = ("random", "hyperband", "bayesian")
 OBJECTIVES = {"clean": "val_clean_accuracy", "extra_corruptions": "val_extra_corruptions_accuracy"}
@@ -257,25 +257,13 @@ def flagfile_lines(config, header, tuned_names):
     return lines
 
 
-def write_flagfile(path, lines):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp_path, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
-        os.replace(tmp_path, path)
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror or err}; choose a writable --best_flagfile") from None
-    return path
-
-
 def _claim_search_folder(directory, identity):
     """Refuses to continue a search of something else in the same folder (like bin/train's run folders)."""
     path = os.path.join(directory, "search_config.json")
     stored = read_json(path)
     if stored is None:
         os.makedirs(directory, exist_ok=True)
-        write_json_atomic(path, identity)
+        write_json(path, identity)
         return False
     differences = [f"{k}={stored.get(k)!r} there vs {v!r} now" for k, v in identity.items() if stored.get(k) != v]
     if differences:
@@ -326,9 +314,9 @@ def tune(config, settings):
               f"Trials trained on {len(train_labels)} images and were scored on {len(val_labels)} held-out "
               f"training images; bin/train uses the whole training set."]
     tuned_names = [k for k in best.hyperparameters.values if not k.startswith("tuner/")]
-    write_flagfile(best_flagfile, flagfile_lines(best_config, header, tuned_names))
+    write_text(best_flagfile, "\n".join(flagfile_lines(best_config, header, tuned_names)) + "\n")
     summary_path = os.path.join(directory, "best_hyperparameters.json")
-    write_json_atomic(summary_path, {
+    write_json(summary_path, {
         "objective": objective, "score": best.score, "trial_id": best.trial_id,
         "hyperparameters": {k: best.hyperparameters.values[k] for k in tuned_names},
         "trials": [{"trial_id": t.trial_id, "score": t.score} for t in trials]})

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from mocse_tf import export
+from mocse_tf import export, files
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import adversarial_eval, report as report_lib
@@ -121,7 +121,7 @@ def exported_run(tmp_path_factory, trained_expert_net):
     trained tiny expert net."""
     run = tmp_path_factory.mktemp("saved_models") / "tiny_run"
     saved_model = export.export_saved_model(trained_expert_net, str(run))
-    export.save_keras_atomic(trained_expert_net, str(run / "model.keras"))
+    files.save_keras(trained_expert_net, str(run / "model.keras"))
     return {"saved_model": saved_model, "keras": str(run / "model.keras")}
 
 
@@ -188,7 +188,7 @@ def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
         preact_resnet18(num_classes=3, width=2).save(paths["three_classes"])
     if arguments.get("models") == ["mismatched"]:  # the SavedModel beside the model.keras of another network
         paths["mismatched"] = str(shutil.copytree(exported_run["saved_model"], tmp_path / "run" / "1"))
-        export.save_keras_atomic(tiny_expert_net(seed=1), str(tmp_path / "run" / "model.keras"))
+        files.save_keras(tiny_expert_net(seed=1), str(tmp_path / "run" / "model.keras"))
     settings = {"models": [exported_run["keras"]], "dataset": "synthetic", "num_examples": 10, "attacks": "pgd1",
                 "output_dir": str(tmp_path / "out"), **arguments}
     settings["models"] = [paths.get(m, m) for m in settings["models"]]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mocse_tf import export, prediction
+from mocse_tf import export, files, prediction
 from mocse_tf.errors import UsageError
 from mocse_tf.models import mocse, preact_resnet18
 
@@ -37,7 +37,7 @@ def models(tmp_path_factory):
     export.export_saved_model(network, str(base))
     (base / "class_names.json").write_text(json.dumps(CLASS_NAMES))
     keras_path = root / "plain" / "tiny_mocse.keras"
-    export.save_keras_atomic(network, str(keras_path))
+    files.save_keras(network, str(keras_path))
     return {"network": network, "base": base, "keras": keras_path}
 
 
@@ -159,7 +159,7 @@ def test_predict_files_on_keras_file_matches_the_network(models, images):
 
 def test_plain_classifier_has_no_expert_section(tmp_path, images):
     keras.utils.set_random_seed(4)
-    path = export.save_keras_atomic(preact_resnet18(num_classes=5, width=4), str(tmp_path / "resnet.keras"))
+    path = files.save_keras(preact_resnet18(num_classes=5, width=4), str(tmp_path / "resnet.keras"))
     result = prediction.predict_files(path, [str(images / "exact.png")], top_k=10)
     entry = result["predictions"][0]
     assert "experts" not in entry
