@@ -137,16 +137,22 @@ def margin_stages(eps, norm, *, steps=APGD_STEPS, num_targets=NUM_TARGETS):
 
 
 def standard_stages(eps, norm, *, num_classes, experts=False, square_queries=SQUARE_QUERIES, apgd_steps=APGD_STEPS,
-                    fab_steps=FAB_STEPS):
+                    fab_steps=FAB_STEPS, num_targets=None):
     """AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square (+ the margin stages for MoCSE).
 
-    With fewer than 10 classes the targeted stages use every other class (num_classes - 1 targets); the DLR losses
-    need at least 4 classes."""
+    num_targets: target classes of APGD-T and FAB-T (default 9, or num_classes - 1 with fewer than 10 classes); the
+    targeted DLR loss needs at least 4 classes."""
     geometry.check_norm(norm)
     check_eps(eps)
     check_count("square_queries", square_queries)
     check_count("num_classes", num_classes, minimum=4)
-    targets = min(NUM_TARGETS, num_classes - 1)
+    if num_targets is None:
+        num_targets = min(NUM_TARGETS, num_classes - 1)
+    check_count("num_targets", num_targets)
+    if num_targets >= num_classes:
+        raise UsageError(f"num_targets={num_targets}: targets must be other classes, and there are only "
+                         f"{num_classes - 1} (num_classes={num_classes}); use num_targets <= {num_classes - 1}")
+    targets = num_targets
     stages = [apgd_stage(eps, norm, steps=apgd_steps), apgd_t_stage(eps, norm, steps=apgd_steps,
                                                                       num_targets=targets),
               fab_t_stage(eps, norm, steps=fab_steps, num_targets=targets),

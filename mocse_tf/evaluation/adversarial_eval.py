@@ -1,5 +1,9 @@
-"""Adversarial robustness of one or more models (bin/eval_adv): clean accuracy and robust accuracy under PGD and
-APGD on the first N test images, attacks on MoCSE's experts, and the per-example worst case over all attacks.
+"""Adversarial robustness of one or more models (bin/eval_adv): clean accuracy and robust accuracy under PGD,
+APGD and AutoAttack (`mocse_tf.attacks.autoattack`, the standard version: a row after each of its stages and its
+per-example worst case) on the first N test images, attacks on MoCSE's experts, and the per-example worst case over
+all attacks. Each model entry also gets a "sanity" section (`sanity.py`): the fraction of all-zero input gradients
+per attack, whether the same input gives the same output twice, and warnings, printed too, when Square or FAB-T
+fooled images that APGD missed (gradient masking suspected).
 
 Robust accuracy counts an example as robust under an attack only if the model classifies it correctly both clean
 and at the attack's adversarial point (only clean-correct examples are attacked), so robust <= clean always; the
@@ -25,9 +29,11 @@ import tensorflow as tf
 
 import mocse_tf
 from mocse_tf import attacks, loading
+from mocse_tf.attacks import autoattack
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import report as report_lib
+from mocse_tf.evaluation import sanity
 from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE, top1_correct
 from mocse_tf.progress import Progress
 
@@ -49,10 +55,12 @@ OBJECTIVES = {
 DEFAULT_ATTACKS = ("pgd20", "pgd50", "apgd_ce", "apgd_dlr")
 DEFAULT_EXPERT_ATTACKS = ("apgd_total", "apgd_bce")
 _NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgd)(?P<steps>\d*)(?:_(?P<objective>[a-z]+))?$")
-ATTACK_HELP = ("fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), apgd[<k>]_<objective> (apgd_ce, "
-               "apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), objectives ce, dlr, total "
-               "(MoCSE's CE + BCE) and bce (the experts' BCE), or 'default' = "
+ATTACK_HELP = ("autoattack (AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square, + two attacks on the "
+               "experts' margins on MoCSE), fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), "
+               "apgd[<k>]_<objective> (apgd_ce, apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), "
+               "objectives ce, dlr, total (MoCSE's CE + BCE) and bce (the experts' BCE), or 'default' = "
                f"{','.join(DEFAULT_ATTACKS)} (+ {','.join(DEFAULT_EXPERT_ATTACKS)} on MoCSE)")
+AUTOATTACK = "autoattack"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +77,8 @@ class AttackSpec:
 
     def label(self, eps, norm):
         """The report row, e.g. "PGD-50x5, CE (Linf 8/255)" or "APGD-100, DLR (Linf 8/255)"; x<r>: r restarts."""
+        if self.kind == AUTOATTACK:
+            return f"AutoAttack (worst case) ({budget_label(eps, norm)})"
         objective = next(display for obj, display, _ in OBJECTIVES.values() if obj == self.objective)
         restarts = f"x{self.restarts}" if self.restarts > 1 else ""
         if self.kind == "fgsm":
@@ -91,8 +101,15 @@ def worst_case_label(eps, norm):
     return f"Worst case over all attacks ({budget_label(eps, norm)})"
 
 
+def stage_label(stage_name, eps, norm):
+    """The report row of one AutoAttack stage: robust accuracy after it and every stage before it."""
+    return f"AutoAttack after {stage_name} ({budget_label(eps, norm)})"
+
+
 def parse_attack(name, restarts):
     """One attack name (see ATTACK_HELP) -> AttackSpec."""
+    if name == AUTOATTACK:  # its stages run as the reference runs them: one restart each
+        return AttackSpec(name, AUTOATTACK, APGD_DEFAULT_STEPS, AUTOATTACK, 1, False)
     match = _NAME.match(name)
     if not match:
         raise UsageError(f"unknown attack {name!r} in --attacks; use {ATTACK_HELP}")
@@ -141,8 +158,8 @@ def check_budget(eps, norm):
         raise UsageError(f"unknown --norm {norm!r}; choose linf or l2")
     if eps is None:
         return DEFAULT_EPS[norm]
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= (1 if norm == "linf" else 56):
-        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf), > 0; got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf, 0.5 for l2), > 0; got {eps!r}")
     return float(eps)
 
 
@@ -211,12 +228,61 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
     return robust
 
 
+def run_autoattack_spec(predictor, network, images01, labels, *, eps, norm, batch_size, seed, log, model_name,
+                        square_queries, num_targets, apgd_steps=APGD_DEFAULT_STEPS):
+    """AutoAttack's standard cascade on one network; returns (AutoAttackResult, its stages)."""
+    num_classes = int(network.output["logits"].shape[-1])
+    if num_targets >= num_classes:
+        raise UsageError(f"--targets={num_targets}: APGD-T and FAB-T need targets below the number of classes; the "
+                         f"model has {num_classes} classes, so use --targets <= {num_classes - 1}")
+    stages = autoattack.standard_stages(eps, norm, num_classes=num_classes, experts="expert_logits" in network.output,
+                                        square_queries=square_queries, apgd_steps=apgd_steps, num_targets=num_targets)
+
+    def stage_progress(stage_name, count):
+        bar = Progress(count, unit="image", label=f"{model_name}: {stage_name}: ")
+        if not count:
+            bar.finish()
+        return bar.add
+
+    result = autoattack.run_autoattack(predictor.forward, images01, labels, stages, eps=eps, norm=norm,
+                                       batch_size=batch_size, seed=seed,
+                                       log=lambda line: log(f"{model_name}: AutoAttack {line}"),
+                                       progress=stage_progress)
+    return result, stages
+
+
+def sanity_checks(predictor, network, images01, labels, specs, stages, autoattack_result, *, batch_size, bce_weight,
+                  log, model_name):
+    """The report's "sanity" section of one model (see sanity.py); warnings are also passed to `log`."""
+    zero = {}
+    for spec in specs:
+        if spec.kind != AUTOATTACK:
+            zero[spec.name] = sanity.zero_gradient_fraction(predictor.forward, images01, labels, spec.objective,
+                                                            batch_size=batch_size, bce_weight=bce_weight)
+    for stage in stages:
+        if stage.objective is not None:
+            zero[f"{AUTOATTACK} {stage.name}"] = sanity.zero_gradient_fraction(
+                predictor.forward, images01, labels, stage.objective, targeted=stage.targeted, batch_size=batch_size)
+    largest, repeatable = sanity.repeatability(predictor.forward, images01[:batch_size])
+    warnings = [sanity.zero_gradient_warning(name, fraction) for name, fraction in zero.items() if fraction > 0]
+    if not repeatable:
+        warnings.append(sanity.randomness_warning(largest))
+    if autoattack_result is not None:
+        warnings += autoattack.masking_warnings(autoattack_result, stages)
+    for warning in warnings:
+        log(f"{model_name}: warning: {warning}")
+    return {"zero_gradient_fraction": zero, "repeatable": repeatable, "largest_repeat_difference": largest,
+            "warnings": warnings}
+
+
 def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
-                     log=print, model_name="model", advance=lambda count: None):
+                     log=print, model_name="model", advance=lambda count: None, square_queries=autoattack.SQUARE_QUERIES,
+                     num_targets=autoattack.NUM_TARGETS):
     """Clean and robust accuracy of one network on images01 (float32 [N, 32, 32, 3] in [0, 1]) and labels [N].
 
     Returns {"clean": accuracy, "robust": {AttackSpec: accuracy}, "worst_case": accuracy, "worst_case_of": [specs],
-             "correct": {"clean" | spec: bool [N]}} for the attacks applicable to this network.
+             "correct": {"clean" | spec: bool [N]}, "stages": {stage name: accuracy after it} (AutoAttack),
+             "sanity": see `sanity_checks`} for the attacks applicable to this network.
     """
     predictor = Predictor(network)
     labels = np.asarray(labels, NUMPY_LABEL_DTYPE)
@@ -227,12 +293,22 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
     results = {"clean": float(is_clean_correct.mean()), "robust": {}, "correct": {"clean": is_clean_correct}}
     survivors = is_clean_correct.copy()
     chosen = applicable(attack_specs, has_experts)
+    results["stages"], stages, autoattack_result = {}, (), None
     for index, spec in enumerate(chosen):
         started = time.perf_counter()
-        attack = make_attack(spec, eps, norm, bce_weight)
-        robust = robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size,
-                                seed * 1_000_003 + index, advance)
-        advance(len(labels) - int(is_clean_correct.sum()))  # the images already wrong are not attacked
+        if spec.kind == AUTOATTACK:
+            autoattack_result, stages = run_autoattack_spec(
+                predictor, network, images01, labels, eps=eps, norm=norm, batch_size=batch_size,
+                seed=seed * 1_000_003 + index, log=log, model_name=model_name, square_queries=square_queries,
+                num_targets=num_targets)
+            robust = autoattack_result.robust
+            results["stages"] = {name: float(after.mean()) for name, after in autoattack_result.robust_after.items()}
+            advance(len(labels))
+        else:
+            attack = make_attack(spec, eps, norm, bce_weight)
+            robust = robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size,
+                                    seed * 1_000_003 + index, advance)
+            advance(len(labels) - int(is_clean_correct.sum()))  # the images already wrong are not attacked
         results["robust"][spec] = float(robust.mean())
         results["correct"][spec] = robust
         survivors &= robust
@@ -240,6 +316,8 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
             f"({time.perf_counter() - started:.1f} s)")
     results["worst_case"] = float(survivors.mean())
     results["worst_case_of"] = chosen
+    results["sanity"] = sanity_checks(predictor, network, images01, labels, chosen, stages, autoattack_result,
+                                      batch_size=batch_size, bce_weight=bce_weight, log=log, model_name=model_name)
     return results
 
 
@@ -249,11 +327,18 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
 def model_entry(path, results, eps, norm, num_examples, with_worst_case=True):
     """The report entry of one model: clean, and the "adversarial" section {row label: accuracy}, ending with the
     worst case over the attacks run on this model (with_worst_case: the evaluation has several attacks)."""
-    adversarial = {spec.label(eps, norm): accuracy for spec, accuracy in results["robust"].items()}
+    adversarial = {}
+    for spec, accuracy in results["robust"].items():
+        if spec.kind == AUTOATTACK:
+            adversarial.update({stage_label(name, eps, norm): value for name, value in results["stages"].items()})
+        adversarial[spec.label(eps, norm)] = accuracy
     if with_worst_case:
         adversarial[worst_case_label(eps, norm)] = results["worst_case"]
-    return {"path": path, "clean": results["clean"], "num_clean_examples": num_examples,
-            "num_adversarial_examples": num_examples, "adversarial": adversarial}
+    entry = {"path": path, "clean": results["clean"], "num_clean_examples": num_examples,
+             "num_adversarial_examples": num_examples, "adversarial": adversarial}
+    if "sanity" in results:
+        entry["sanity"] = results["sanity"]
+    return entry
 
 
 def merge_entry(existing, entry):
@@ -269,6 +354,8 @@ def merge_entry(existing, entry):
     adversarial.update(entry["adversarial"])
     merged.update(path=existing.get("path", entry["path"]), adversarial=adversarial,
                   num_adversarial_examples=entry["num_adversarial_examples"])
+    if "sanity" in entry:
+        merged["sanity"] = entry["sanity"]
     return merged
 
 
@@ -281,6 +368,11 @@ def footnote(dataset, num_examples, restarts, specs):
     parts.append(". Worst case: an image counts only if it survives every attack run on that model.")
     if any(s.needs_experts for s in specs):
         parts.append(" Attacks on the total loss (CE + BCE) and on the experts' BCE run on MoCSE models only.")
+    if any(s.kind == AUTOATTACK for s in specs):
+        parts.append(" AutoAttack: the standard version (APGD-CE, APGD-T and FAB-T with 9 targets, Square with the "
+                     "query budget given), each stage only on the images still robust, + APGD on the experts' CW "
+                     "margin and APGD-T on their DLR margin for MoCSE; its rows are the robust accuracy after each "
+                     "stage and its worst case.")
     return "".join(parts)
 
 
@@ -303,6 +395,12 @@ def run_eval_adv(config, *, command=None, log=print):
         classifier = loading.load_model(path, need_network=True)
         loading.check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
         networks[name], keras_paths[name] = classifier.network, os.path.abspath(classifier.path)
+    if any(s.kind == AUTOATTACK for s in specs):
+        for name, network in networks.items():
+            classes = int(network.output["logits"].shape[-1])
+            if config.targets >= classes:
+                raise UsageError(f"--targets={config.targets}: APGD-T and FAB-T attack towards other classes, and model "
+                                 f"{name} has {classes} classes; use --targets <= {classes - 1}")
     if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
         raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
                          f"MoCSE network; drop them or add a MoCSE model")
@@ -316,13 +414,15 @@ def run_eval_adv(config, *, command=None, log=print):
     for name, network in networks.items():
         results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm,
                                    batch_size=config.batch_size, seed=seed, bce_weight=config.bce_weight, log=log,
-                                   model_name=name, advance=progress.add)
+                                   model_name=name, advance=progress.add, square_queries=config.square_queries,
+                                   num_targets=config.targets)
         entries[name] = model_entry(keras_paths[name], results, eps, norm, len(data), with_worst_case=len(specs) > 1)
 
     settings = {
         "command": command, "models": keras_paths,
         "dataset": dataset, "num_examples": len(data), "eps": eps, "norm": norm, "restarts": restarts,
         "bce_weight": config.bce_weight, "batch_size": config.batch_size, "seed": seed,
+        "square_queries": config.square_queries, "targets": config.targets,
         "attacks": [{"name": s.name, "label": s.label(eps, norm), "kind": s.kind, "steps": s.steps,
                      "objective": s.objective, "restarts": s.restarts,
                      "step_size": PGD_STEP_FRACTION * eps if s.kind == "pgd" else (eps if s.kind == "fgsm" else None),

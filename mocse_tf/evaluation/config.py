@@ -59,10 +59,18 @@ class EvalConfig:
     eps: float | None = _setting(None, "float", "Radius in [0, 1] pixel units (default 8/255 = 0.0314 for linf, "
                                  "0.5 for l2).")
     norm: str = _setting("linf", "string", "Threat model: linf or l2.")
-    attacks: str = _setting("default", "string", "Comma-separated attacks: fgsm, pgd<k>[_<objective>] (pgd20, "
-                            "pgd50; step eps/4), apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, "
-                            "dlr, total (MoCSE CE + BCE) and bce (the experts' BCE); default = pgd20,pgd50,apgd_ce,"
-                            "apgd_dlr and, on MoCSE models, apgd_total,apgd_bce.")
+    attacks: str = _setting("default", "string", "Comma-separated attacks: autoattack (the number to report: "
+                            "AutoAttack's standard version, APGD-CE, APGD-T, FAB-T and Square, each on the images "
+                            "still robust, a row after each stage and its worst case; on MoCSE also APGD on the "
+                            "experts' margins), fgsm, pgd<k>[_<objective>] (pgd20, pgd50; step eps/4), "
+                            "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, total (MoCSE "
+                            "CE + BCE) and bce (the experts' BCE); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
+                            "MoCSE models, apgd_total,apgd_bce.")
+    square_queries: int = _setting(5000, "integer", "Query budget of the Square attack in --attacks=autoattack "
+                                   "(the standard version's 5000).")
+    targets: int = _setting(9, "integer", "Target classes of APGD-T and FAB-T in --attacks=autoattack (the "
+                            "standard version's 9: the classes ranked 2nd to 10th by the clean logits); fewer than "
+                            "the model's classes.")
     restarts: int = _setting(1, "integer", "Random restarts of every PGD and APGD attack (e.g. 5 or 10 for a final "
                              "evaluation).")
     bce_weight: float = _setting(1.0, "float", "Weight of the experts' BCE in the total-loss attack (MoCSE).")
@@ -102,6 +110,10 @@ class EvalConfig:
                 raise UsageError(f"--baseline {config.baseline!r} is not one of the model names "
                                  f"({', '.join(config.column_names())}); name the models with --model_name")
         if tool == "eval_adv":
+            for name in ("square_queries", "targets"):
+                value = getattr(config, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise UsageError(f"--{name} must be an integer >= 1, got {value!r}")
             config.attack_specs()
             config.radius()
             config.merge_report_path()
@@ -180,8 +192,8 @@ _COMMON = ("dataset", "data_dir", "local_dir", "num_examples", "seed", "output_d
 TOOL_FIELDS = {
     "eval_c": ("models", "model_names", *_COMMON, "batch_size", "source", "c_dir", "corruptions", "severities",
                "baseline"),
-    "eval_adv": ("models", "model_names", *_COMMON, "batch_size", "eps", "norm", "attacks", "restarts", "bce_weight",
-                 "merge_with"),
+    "eval_adv": ("models", "model_names", *_COMMON, "batch_size", "eps", "norm", "attacks", "square_queries", "targets",
+                 "restarts", "bce_weight", "merge_with"),
     "make_c": (*_COMMON, "corruptions"),
 }
 

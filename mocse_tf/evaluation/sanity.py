@@ -49,7 +49,7 @@ def repeatability(forward, images01, repeats=2):
     runs = [forward(x)["logits"].numpy().astype(np.float64) for _ in range(repeats)]
     scale = 1.0 + np.abs(runs[0]).max()
     largest = max(float(np.abs(run - runs[0]).max()) for run in runs[1:]) / scale
-    return largest, largest <= REPEAT_TOLERANCE
+    return float(largest), bool(largest <= REPEAT_TOLERANCE)
 
 
 def randomness_warning(largest):

@@ -62,6 +62,8 @@ def test_attack_names_and_labels():
     assert (pgd.objective, pgd.needs_experts, pgd.only_if_experts) == ("mocse_total", True, False)
     assert apgd.label(4 / 255, "linf") == "APGD-12, expert BCE (Linf 4/255)"
     assert adversarial_eval.check_budget(None, "l2") == 0.5 and adversarial_eval.check_budget(None, "linf") == EPS
+    (auto,) = adversarial_eval.parse_attacks("autoattack", restarts=5)
+    assert (auto.kind, auto.restarts, auto.label(0.5, "l2")) == ("autoattack", 1, "AutoAttack (worst case) (L2 0.5)")
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -179,6 +181,10 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
     ({"models": ["three_classes"]}, "predicts 3 classes but --dataset=synthetic has 10"),
     ({"attacks": "pgd3_bce", "models": ["plain"]}, "no --model is a MoCSE network"),
     ({"models": ["mismatched"]}, "gives different logits than the SavedModel"),
+    ({"attacks": "autoatack"}, "unknown attack 'autoatack'"),
+    ({"attacks": "autoattack", "square_queries": 0}, "--square_queries must be an integer >= 1, got 0"),
+    ({"attacks": "autoattack", "targets": 10}, "--targets=10: .* has 10 classes; use --targets <= 9"),
+    ({"eps": 1.5, "norm": "l2"}, "--eps is a radius in \\[0, 1\\]"),
 ])
 def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
     paths = {"plain": str(tmp_path / "plain.keras"), "three_classes": str(tmp_path / "three_classes.keras")}
@@ -195,3 +201,28 @@ def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
     with pytest.raises(UsageError, match=fragment):
         adversarial_eval.run_eval_adv(EvalConfig(**settings), log=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_autoattack_rows_sanity_and_worst_case(tmp_path, exported_run):
+    lines = []
+    report, written, markdown = adversarial_eval.run_eval_adv(EvalConfig(
+        models=[exported_run["keras"]], dataset="synthetic", num_examples=24, batch_size=24, eps=2 / 255,
+        attacks="pgd2,autoattack", square_queries=30, output_dir=str(tmp_path / "out")), log=lines.append)
+    (entry,) = report["models"].values()
+    rows = entry["adversarial"]
+    stages = ["APGD-CE", "APGD-T", "FAB-T", "Square", "APGD-MARGIN-CW", "APGD-T-MARGIN-DLR"]  # + margins: MoCSE
+    assert list(rows) == ["PGD-2, CE (Linf 2/255)"] + [f"AutoAttack after {s} (Linf 2/255)" for s in stages] + [
+        "AutoAttack (worst case) (Linf 2/255)", "Worst case over all attacks (Linf 2/255)"]
+    after = [rows[f"AutoAttack after {s} (Linf 2/255)"] for s in stages]
+    assert entry["clean"] >= after[0] and all(a >= b for a, b in zip(after, after[1:]))  # cumulative
+    assert rows["AutoAttack (worst case) (Linf 2/255)"] == after[-1]
+    assert rows["Worst case over all attacks (Linf 2/255)"] <= min(after[-1], rows["PGD-2, CE (Linf 2/255)"])
+    # Robust accuracy printed after each stage; sanity section stored.
+    for stage in stages:
+        assert any(f"AutoAttack robust accuracy after {stage}:" in line for line in lines), stage
+    sanity = entry["sanity"]
+    assert sanity["repeatable"] and set(sanity["zero_gradient_fraction"]) >= {"pgd2", "autoattack APGD-CE"}
+    assert all(0 <= f <= 1 for f in sanity["zero_gradient_fraction"].values())
+    assert list(json.loads(open(written["json"]).read())["models"].values())[0]["sanity"] == sanity
+    csv_text = open(written["csv"]).read()
+    assert "AutoAttack (worst case) (Linf 2/255)" in csv_text and "AutoAttack (worst case)" in markdown
