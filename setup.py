@@ -35,6 +35,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "scipy", "scikit-image"],
+        # bench/autoattack.py only: the peer library its attacks are compared with. Never imported by mocse_tf.
+        "bench": ["adversarial-robustness-toolbox>=1.17"],
     },
     scripts=[],
 )

@@ -8,8 +8,8 @@ the experts' margins m_k = z_true_k - z_false_k, which stay informative where pr
 APGD on the untargeted CW margin loss and APGD-T on the targeted DLR of the margins.
 
 A stage is a `Stage(name, build)`: `build(forward, image_shape)` returns `attack(x01, labels, seed) -> x_adv` on
-NumPy arrays (compiled once for any batch size), so any attack with that shape plugs in. The cascade checks every returned
-point (inside the eps ball and [0, 1]) before it counts as a success.
+NumPy arrays (compiled once for any batch size), so any attack with that shape plugs in. The cascade checks every
+returned point (inside the eps ball and [0, 1]) before it counts as a success.
 """
 
 import dataclasses

@@ -50,6 +50,9 @@ OBJECTIVES = {
     "dlr": ("dlr", "DLR", False),
     "total": ("mocse_total", "total loss CE+BCE", True),
     "bce": ("expert_bce", "expert BCE", True),
+    "cw": ("cw", "CW margin", False),
+    "margincw": ("margin_cw", "experts' CW margin", True),
+    "margindlr": ("margin_dlr", "experts' DLR margin", True),
 }
 # "default": the attacks every model gets, then those aimed at MoCSE's experts (run on models that have them).
 DEFAULT_ATTACKS = ("pgd20", "pgd50", "apgd_ce", "apgd_dlr")
@@ -58,7 +61,8 @@ _NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgd)(?P<steps>\d*)(?:_(?P<objective>[a-
 ATTACK_HELP = ("autoattack (AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square, + two attacks on the "
                "experts' margins on MoCSE), fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), "
                "apgd[<k>]_<objective> (apgd_ce, apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), "
-               "objectives ce, dlr, total (MoCSE's CE + BCE) and bce (the experts' BCE), or 'default' = "
+               "objectives ce, dlr, cw, total (MoCSE's CE + BCE), bce (the experts' BCE), margincw and margindlr (CW "
+               "and DLR losses of the experts' margins z_true - z_false), or 'default' = "
                f"{','.join(DEFAULT_ATTACKS)} (+ {','.join(DEFAULT_EXPERT_ATTACKS)} on MoCSE)")
 AUTOATTACK = "autoattack"
 
@@ -159,7 +163,8 @@ def check_budget(eps, norm):
     if eps is None:
         return DEFAULT_EPS[norm]
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
-        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf, 0.5 for l2), > 0; got {eps!r}")
+        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf, 0.5 for l2), > 0; "
+                         f"got {eps!r}")
     return float(eps)
 
 
@@ -276,8 +281,8 @@ def sanity_checks(predictor, network, images01, labels, specs, stages, autoattac
 
 
 def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
-                     log=print, model_name="model", advance=lambda count: None, square_queries=autoattack.SQUARE_QUERIES,
-                     num_targets=autoattack.NUM_TARGETS):
+                     log=print, model_name="model", advance=lambda count: None,
+                     square_queries=autoattack.SQUARE_QUERIES, num_targets=autoattack.NUM_TARGETS):
     """Clean and robust accuracy of one network on images01 (float32 [N, 32, 32, 3] in [0, 1]) and labels [N].
 
     Returns {"clean": accuracy, "robust": {AttackSpec: accuracy}, "worst_case": accuracy, "worst_case_of": [specs],
@@ -399,8 +404,8 @@ def run_eval_adv(config, *, command=None, log=print):
         for name, network in networks.items():
             classes = int(network.output["logits"].shape[-1])
             if config.targets >= classes:
-                raise UsageError(f"--targets={config.targets}: APGD-T and FAB-T attack towards other classes, and model "
-                                 f"{name} has {classes} classes; use --targets <= {classes - 1}")
+                raise UsageError(f"--targets={config.targets}: APGD-T and FAB-T attack towards other classes, and "
+                                 f"model {name} has {classes} classes; use --targets <= {classes - 1}")
     if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
         raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
                          f"MoCSE network; drop them or add a MoCSE model")

@@ -63,8 +63,9 @@ class EvalConfig:
                             "AutoAttack's standard version, APGD-CE, APGD-T, FAB-T and Square, each on the images "
                             "still robust, a row after each stage and its worst case; on MoCSE also APGD on the "
                             "experts' margins), fgsm, pgd<k>[_<objective>] (pgd20, pgd50; step eps/4), "
-                            "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, total (MoCSE "
-                            "CE + BCE) and bce (the experts' BCE); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
+                            "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, cw, total "
+                            "(MoCSE CE + BCE), bce (the experts' BCE), margincw and margindlr (CW and DLR losses of "
+                            "the experts' margins); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
                             "MoCSE models, apgd_total,apgd_bce.")
     square_queries: int = _setting(5000, "integer", "Query budget of the Square attack in --attacks=autoattack "
                                    "(the standard version's 5000).")

@@ -46,7 +46,8 @@ def _problem(norm, seed, targeted):
     size = np.abs(noise).reshape(8, -1).max(1) if norm == "linf" else np.sqrt((noise ** 2).reshape(8, -1).sum(1))
     start = x + eps * noise / size.reshape(-1, 1, 1, 1)
     # Rounded to float32 first, so both implementations start from the same numbers.
-    return net, x.astype(np.float32).astype(np.float64), labels, targets, eps, start.astype(np.float32).astype(np.float64)
+    as_float32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    return net, as_float32(x), labels, targets, eps, as_float32(start)
 
 
 @pytest.mark.parametrize("loss, targeted, norm, steps, seed", CONFIGS, ids=lambda v: str(v))

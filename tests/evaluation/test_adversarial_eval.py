@@ -62,6 +62,9 @@ def test_attack_names_and_labels():
     assert (pgd.objective, pgd.needs_experts, pgd.only_if_experts) == ("mocse_total", True, False)
     assert apgd.label(4 / 255, "linf") == "APGD-12, expert BCE (Linf 4/255)"
     assert adversarial_eval.check_budget(None, "l2") == 0.5 and adversarial_eval.check_budget(None, "linf") == EPS
+    margin_cw, margin_dlr = adversarial_eval.parse_attacks("apgd_margincw,apgd20_margindlr")
+    assert (margin_cw.objective, margin_cw.needs_experts, margin_dlr.objective) == ("margin_cw", True, "margin_dlr")
+    assert margin_cw.label(EPS, "linf") == "APGD-100, experts' CW margin (Linf 8/255)"
     (auto,) = adversarial_eval.parse_attacks("autoattack", restarts=5)
     assert (auto.kind, auto.restarts, auto.label(0.5, "l2")) == ("autoattack", 1, "AutoAttack (worst case) (L2 0.5)")
 

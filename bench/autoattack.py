@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""mocse_tf's APGD-CE, APGD-T and Square against the adversarial-robustness-toolbox (ART) on the same Keras model
+and the same images: robust accuracy and images/s, as ratios measured back to back in one run.
+
+ART runs through its `TensorFlowV2Classifier` (`pip install -e ".[bench]"`; a benchmark-only dependency). Both
+sides attack the clean-correct images; robust accuracy = correct clean and at the attack's point, on all images.
+APGD-T on both sides tries the 9 classes ranked 2nd to 10th by the clean logits, one targeted run each on the
+images not yet fooled, counting any misclassification (ART's own targeted APGD counts only the target; its
+returned points are judged the same way here). Each side attacks a few images once before the clock starts
+(mocse_tf traces its graphs, ART builds its estimator).
+
+Models: "small" is a small conv net trained with PGD (mocse_tf's trainer, --adv=pgd) on the real CIFAR-10 subset in
+../shared/data/cifar10-mini; "resnet" is PreAct-ResNet-18 at --resnet_width (64 = the paper's), untrained, for
+speed only, at a reduced scale (--resnet_images, --resnet_steps, --resnet_queries) on a CPU.
+
+  python bench/autoattack.py                       # both models, defaults below
+  python bench/autoattack.py --models=small --images=200 --queries=1000
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mocse_tf import attacks  # noqa: E402
+from mocse_tf.attacks import autoattack  # noqa: E402
+from mocse_tf.data import load_arrays  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-mini")
+
+
+def small_net(seed=0):
+    keras.utils.set_random_seed(seed)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(pixels)
+    for filters in (16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    return keras.Model(pixels, {"logits": keras.layers.Dense(10)(x)})
+
+
+def pgd_trained_small_net(epochs, eps):
+    """The small net after `epochs` of PGD-7 adversarial training (eps, step eps/4) on the cifar10-mini images."""
+    from mocse_tf.training.trainer import RobustTrainer
+
+    train = load_arrays("cifar10_local", "train", local_dir=DATA)
+    network = small_net()
+    attack = attacks.make_training_attack("pgd", eps=eps, steps=7, step_size=eps / 4)
+    trainer = RobustTrainer(network, attack=attack)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    started = time.perf_counter()
+    trainer.fit(train.images.astype(np.float32), train.labels, batch_size=128, epochs=epochs, verbose=0)
+    print(f"  PGD-7 training of the small net: {epochs} epochs in {time.perf_counter() - started:.0f} s")
+    return network
+
+
+def x01_model(network):
+    """The network as ART sees it: float images in [0, 1] -> class logits."""
+    inputs = keras.Input(network.input_shape[1:])
+    return keras.Model(inputs, network(inputs * 255.0)["logits"])
+
+
+# --- the two sides ----------------------------------------------------------------------------------------------
+
+
+def ours(network, eps, steps, queries, batch):
+    forward = attacks.model_forward(network)
+    shape = network.input_shape[1:]
+    stages = {"APGD-CE": autoattack.apgd_stage(eps, "linf", steps=steps),
+              "APGD-T": autoattack.apgd_t_stage(eps, "linf", steps=steps),
+              "Square": autoattack.square_stage(eps, "linf", queries=queries)}
+    built = {name: stage.build(forward, shape) for name, stage in stages.items()}
+
+    def run(name, x, y):
+        return np.concatenate([built[name](x[i:i + batch], y[i:i + batch], 0) for i in range(0, len(x), batch)])
+
+    return run
+
+
+def art(network, eps, steps, queries, batch):
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    model = x01_model(network)
+    classifier = TensorFlowV2Classifier(model=model, nb_classes=10, input_shape=tuple(network.input_shape[1:]),
+                                        loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+                                        clip_values=(0.0, 1.0))
+
+    def run(name, x, y):
+        if name == "APGD-CE":
+            attack = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                                  nb_random_init=1, batch_size=batch, loss_type="cross_entropy",
+                                                  verbose=False)
+            return attack.generate(x=x, y=np.eye(10)[y])
+        if name == "Square":
+            attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=queries, p_init=0.8, nb_restarts=1,
+                                  batch_size=batch, verbose=False)
+            return attack.generate(x=x, y=np.eye(10)[y])
+        # APGD-T: ART's targeted APGD on its DLR loss, towards each ranked target, on the images not yet fooled.
+        attack = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                              targeted=True, nb_random_init=1, batch_size=batch,
+                                              loss_type="difference_logits_ratio", verbose=False)
+        logits = classifier.predict(x, batch_size=batch)
+        ranking = np.argsort(-logits, axis=1)
+        x_adv = x.copy()
+        robust = np.argmax(logits, axis=1) == y
+        for rank in range(1, 10):
+            chosen = np.flatnonzero(robust)
+            if not len(chosen):
+                break
+            found = attack.generate(x=x[chosen], y=np.eye(10)[ranking[chosen, rank]])
+            fooled = np.argmax(classifier.predict(found, batch_size=batch), axis=1) != y[chosen]
+            x_adv[chosen[fooled]] = found[fooled]
+            robust[chosen[fooled]] = False
+        return x_adv
+
+    return run
+
+
+def robust_accuracy(network, x_adv, x, y, eps):
+    logits = network(x_adv * 255.0)["logits"].numpy()
+    inside = np.abs(x_adv - x).reshape(len(x), -1).max(axis=1) <= eps + 1e-5
+    return float(np.mean((np.argmax(logits, axis=1) == y) | ~inside))
+
+
+def compare(title, network, x, y, *, eps, steps, queries, batch, names):
+    logits = network(x * 255.0)["logits"].numpy()
+    correct = np.argmax(logits, axis=1) == y
+    xc, yc = x[correct], y[correct]
+    print(f"\n{title}: {len(x)} images, clean {100 * correct.mean():.1f}%, eps {eps * 255:.0f}/255, APGD {steps} "
+          f"steps, Square {queries} queries, batch {batch}")
+    print("| attack | mocse_tf robust % | ART robust % | mocse_tf img/s | ART img/s | speed ratio |")
+    print("|---|---|---|---|---|---|")
+    sides = {"mocse_tf": ours(network, eps, steps, queries, batch), "ART": art(network, eps, steps, queries, batch)}
+    for name in names:
+        row = {}
+        for side, run in sides.items():
+            run(name, xc[:2], yc[:2])  # warm-up: tracing (mocse_tf), estimator set-up (ART)
+            started = time.perf_counter()
+            x_adv = run(name, xc, yc)
+            seconds = time.perf_counter() - started
+            robust = robust_accuracy(network, x_adv, xc, yc, eps) * correct.mean()
+            row[side] = (100 * robust, len(xc) / seconds)
+        print(f"| {name} | {row['mocse_tf'][0]:.1f} | {row['ART'][0]:.1f} | {row['mocse_tf'][1]:.2f} | "
+              f"{row['ART'][1]:.2f} | {row['mocse_tf'][1] / row['ART'][1]:.1f}x |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="small,resnet")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--resnet_width", type=int, default=64)
+    parser.add_argument("--resnet_images", type=int, default=8)
+    parser.add_argument("--resnet_steps", type=int, default=10)
+    parser.add_argument("--resnet_queries", type=int, default=30)
+    args = parser.parse_args()
+    eps = 8 / 255
+    test = load_arrays("cifar10_local", "test", local_dir=DATA)
+    x, y = test.images.astype(np.float32) / 255.0, np.asarray(test.labels, np.int64)
+    print(f"TensorFlow {tf.__version__}, keras {keras.__version__}")
+    if "small" in args.models:
+        network = pgd_trained_small_net(args.epochs, eps)
+        compare("small conv net, PGD-trained", network, x[:args.images], y[:args.images], eps=eps, steps=args.steps,
+                queries=args.queries, batch=args.batch, names=("APGD-CE", "APGD-T", "Square"))
+    if "resnet" in args.models:
+        from mocse_tf.models import preact_resnet18
+
+        keras.utils.set_random_seed(0)
+        network = preact_resnet18(num_classes=10, width=args.resnet_width)
+        images = x[:args.resnet_images]
+        # Untrained: its own predictions serve as labels, so every image is attacked.
+        predicted = np.argmax(network(images * 255.0)["logits"].numpy(), axis=1)
+        compare(f"PreAct-ResNet-18 width {args.resnet_width}, untrained (speed only, reduced scale)", network,
+                images, predicted, eps=eps, steps=args.resnet_steps,
+                queries=args.resnet_queries, batch=args.resnet_images, names=("APGD-CE", "Square"))
+
+
+if __name__ == "__main__":
+    main()
