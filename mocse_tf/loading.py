@@ -6,6 +6,7 @@ models with the same one-line messages.
 """
 
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -81,36 +82,115 @@ def resolve_model_path(path, *, need_network=False):
     return resolved
 
 
+EXPECTED_NETWORK = "a mocse_tf network: input [batch, 32, 32, 3], output a dict with 'logits' [batch, classes]"
+EXPECTED_SIGNATURE = (f"a serving_default signature taking one uint8 input named {SIGNATURE_INPUT!r} "
+                      f"[batch, 32, 32, 3] and giving 'logits', as bin/train exports")
+
+
+def _describe_file(path):
+    """What a file that should be a .keras archive is instead, in a few words."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return f"a {os.path.getsize(path)}-byte binary file that is not a zip archive"
+
+
+def _check_keras_archive(path):
+    """A .keras file is a zip archive holding config.json; anything else gets a line saying what it is."""
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path} is not a .keras archive: it is {_describe_file(path)}; expected the zip file "
+                         f"that model.save writes (e.g. saved_models/<run>/{KERAS_FILE})")
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            raise UsageError(f"{path} is not a .keras archive: a zip file without config.json (found "
+                             f"{', '.join(archive.namelist()[:3]) or 'nothing'}); expected the file model.save writes")
+
+
+def _network_outputs(network):
+    """The network's (symbolic) outputs; a Sequential model that was never called is asked with one blank image."""
+    try:
+        return network.output
+    except AttributeError:
+        try:
+            return network(tf.zeros([1, 32, 32, 3]), training=False)
+        except Exception as err:
+            return err
+
+
+def _describe_outputs(outputs):
+    if isinstance(outputs, Exception):
+        return f"not computable on [1, 32, 32, 3] images ({type(outputs).__name__})"
+    if isinstance(outputs, dict):
+        return f"a dict with {', '.join(repr(k) for k in outputs)}"
+    if isinstance(outputs, (list, tuple)):
+        return f"{len(outputs)} tensors"
+    return f"a single tensor [batch, {', '.join(str(d) for d in tuple(outputs.shape)[1:])}]"
+
+
 def load_network(keras_path):
-    """A mocse_tf Keras network from a `.keras` file (safe mode, mocse_tf's aggregators registered)."""
+    """A mocse_tf Keras network from a `.keras` file (safe mode, mocse_tf's aggregators registered); a file that is
+    not a .keras archive or holds another kind of network is refused with one line saying what was found."""
     import mocse_tf.models  # noqa: F401  (registers the aggregators for safe_mode loading)
 
+    _check_keras_archive(keras_path)
     try:
         network = keras.models.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as err:  # a damaged or foreign file: one line, not a traceback
-        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-    if not isinstance(network.output, dict) or "logits" not in network.output:
-        raise UsageError(f"{keras_path} is not a mocse_tf network (its output is not a dict with 'logits'); "
-                         f"export it with bin/train")
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {first_line}; expected "
+                         f"{EXPECTED_NETWORK}") from None
+    outputs = _network_outputs(network)
+    if not isinstance(outputs, dict) or "logits" not in outputs:
+        raise UsageError(f"{keras_path} is not a mocse_tf network: its output is {_describe_outputs(outputs)}; "
+                         f"expected {EXPECTED_NETWORK} (bin/train writes such files)")
+    input_shape = tuple(network.input_shape)
+    if len(input_shape) != 4 or input_shape[1:] != (32, 32, 3):
+        raise UsageError(f"{keras_path} takes inputs of shape {input_shape}; expected {EXPECTED_NETWORK}")
     return network
 
 
 def _load_saved_model(path):
     try:
         loaded = tf.saved_model.load(path)
-        signature = loaded.signatures["serving_default"]
     except Exception as err:
         raise UsageError(f"cannot load SavedModel {path}: {type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    if "serving_default" not in loaded.signatures:
+        raise UsageError(f"SavedModel {path} has no serving_default signature (found: "
+                         f"{', '.join(loaded.signatures) or 'none'}); expected {EXPECTED_SIGNATURE}")
+    signature = loaded.signatures["serving_default"]
+    _check_signature(path, signature)
     outputs = signature.structured_outputs
-    if "logits" not in outputs:
-        raise UsageError(f"SavedModel {path} has no 'logits' output in serving_default; export it with mocse_tf")
 
     def predict_fn(images):
         return signature(**{SIGNATURE_INPUT: images})
 
     predict_fn.keepalive = loaded  # the signature needs the loaded object alive
     return Classifier(path, predict_fn, int(outputs["logits"].shape[-1]), "expert_probabilities" in outputs)
+
+
+def _check_signature(path, signature):
+    """One uint8 [batch, 32, 32, 3] input named `images` and a 'logits' output, or one line naming what was found
+    (names, dtypes and shapes only: never a tensor's values)."""
+    args, kwargs = signature.structured_input_signature
+    specs = dict(kwargs)
+    specs.update({f"<positional {i}>": spec for i, spec in enumerate(args)})
+    spec = specs.get(SIGNATURE_INPUT)
+    if len(specs) != 1 or spec is None or spec.dtype != tf.uint8 or spec.shape.rank != 4 \
+            or tuple(spec.shape[1:]) != (32, 32, 3):
+        found = ", ".join(f"{name!r} {getattr(s, 'dtype', tf.float32).name} {list(getattr(s, 'shape', []))}"
+                          for name, s in specs.items()) or "no input"
+        raise UsageError(f"SavedModel {path}: serving_default takes {found}; expected {EXPECTED_SIGNATURE}")
+    outputs = signature.structured_outputs
+    if not isinstance(outputs, dict) or "logits" not in outputs:
+        found = ", ".join(repr(k) for k in outputs) if isinstance(outputs, dict) else "an unnamed output"
+        raise UsageError(f"SavedModel {path}: serving_default gives {found} and no 'logits'; expected "
+                         f"{EXPECTED_SIGNATURE}")
 
 
 def check_same_model(network, saved_model):
