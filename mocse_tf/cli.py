@@ -165,6 +165,19 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def given_flags(flag_values=None):
+    """Names of the flags set on the command line (or in a flagfile)."""
+    flag_values = flag_values or flags.FLAGS
+    return {name for name, flag in flag_values._flags().items() if flag.present}
+
+
+def warn_inactive(inactive, flag_values=None):
+    """One warning per (flag, deciding flag, its value) triple: a setting that does nothing in this mode."""
+    flag_values = flag_values or flags.FLAGS
+    for name, decider, value in inactive:
+        warn(f"--{name}={flag_values[name].value} has no effect with --{decider}={value}")
+
+
 def non_finite_flags(flag_values):
     """`--name=value` for every float flag (or list of floats) holding NaN or an infinity."""
     import math

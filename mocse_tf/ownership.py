@@ -74,7 +74,7 @@ def differences(stored, owner):
     """`key=old there vs new now` for each setting that differs (the tool first)."""
     found = []
     if stored.get("tool") != owner.get("tool"):
-        found.append(f"made by {stored.get('tool')}, not {owner.get('tool')}")
+        return [f"made by {stored.get('tool')}, not {owner.get('tool')}"]  # its settings are another tool's
     old, new = stored.get("settings", {}), owner.get("settings", {})
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
@@ -82,21 +82,37 @@ def differences(stored, owner):
     return found
 
 
-def check(folder, owner, way_out):
-    """Returns "new" (absent or empty), "ours" (same owner) or raises FolderOwnedByOther naming the owner.
+def check_writable(folder):
+    """Raises UsageError unless `folder`, or the nearest existing folder above it, can be written (checked before
+    any work, so that the results of a long run are never lost to a folder that cannot take them)."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"cannot write {folder}: {existing} is a file, not a folder; choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {folder}: {existing} is not writable; choose a writable folder")
+
+
+def check(folder, owner, way_out, overwrite=False):
+    """Returns "new" (absent or empty), "ours" (same owner), "foreign" (another owner, and `overwrite` is set) or
+    raises FolderOwnedByOther naming the owner and `way_out`. Also checks that the folder can be written.
 
     `owner`: {"tool": name, "settings": {...}} (JSON values); `way_out`: the fix to name, e.g.
     "choose another --output_dir or pass --overwrite".
     """
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FolderOwnedByOther(f"{folder} is a file, not a folder; choose another folder name")
+    check_writable(folder)
     if not os.path.isdir(folder):
         return "new"
     stale = set(stale_temporaries(folder))
     contents = [n for n in os.listdir(folder) if os.path.join(folder, n) not in stale]
-    if not contents:
-        return "new"
+    if not [n for n in contents if n != OWNER_FILE]:
+        return "new"  # nothing written yet (e.g. a claim whose work then failed): nothing to protect
     stored = read_owner(folder)
+    if overwrite and (stored is None or differences(stored, owner)):
+        return "foreign"
     if stored is None:
         raise FolderOwnedByOther(f"{folder} already holds files ({', '.join(sorted(contents)[:3])}) and no record "
                                  f"of the run that made them; {way_out}")
@@ -109,11 +125,8 @@ def check(folder, owner, way_out):
 def claim(folder, owner, way_out, overwrite=False):
     """Checks `folder` (see `check`), empties it first when `overwrite` and it belongs to another run, writes the
     owner record and removes stale temporaries. Returns True when the folder already belonged to this owner."""
-    try:
-        state = check(folder, owner, way_out)
-    except FolderOwnedByOther:
-        if not overwrite or (os.path.exists(folder) and not os.path.isdir(folder)):
-            raise
+    state = check(folder, owner, way_out, overwrite)
+    if state == "foreign":
         for name in os.listdir(folder):
             path = os.path.join(folder, name)
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
@@ -122,8 +135,6 @@ def claim(folder, owner, way_out, overwrite=False):
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot write {folder}: {err.strerror or err}; choose a writable folder") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{folder} is not writable; choose a writable folder")
     remove_stale_temporaries(folder)
     if state == "new":
         write_json(os.path.join(folder, OWNER_FILE), owner)

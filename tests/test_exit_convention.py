@@ -29,11 +29,17 @@ def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():
               ("train", "--learning_rate=nan", ["--learning_rate=nan", "finite"]),
               ("eval_adv", "--eps=inf", ["--eps=inf", "finite"]),
               ("train", "--flagfile=/nonexistent/x.flags", ["/nonexistent/x.flags"])]
-    results = _run_all([tool_command(tool, arg) for tool, arg, _ in cases])
+    commands = [tool_command(tool, arg) for tool, arg, _ in cases]
+    # A flag that does nothing is named in a warning before the tool goes on (here to a bad corruption name).
+    commands.append(tool_command("make_c", "--dataset=synthetic", "--data_dir=/x", "--output_dir=/tmp/unused",
+                                 "--corruptions=blizzard"))
+    results = _run_all(commands)
     for (tool, arg, fragments), result in zip(cases, results):
         assert result.stdout == "", (tool, arg, result.stdout)
         assert_clean_error(result, *fragments)
         assert "FATAL" not in result.stderr and "absl::InitializeLog" not in result.stderr, result.stderr
+    assert_clean_error(results[-1], "blizzard")
+    assert results[-1].stderr.startswith("warning: --data_dir=/x has no effect with --dataset=synthetic\n")
 
 
 def test_help_exits_0_for_every_tool():

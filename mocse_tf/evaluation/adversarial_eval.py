@@ -28,10 +28,11 @@ import numpy as np
 import tensorflow as tf
 
 import mocse_tf
-from mocse_tf import attacks, loading
+from mocse_tf import attacks, loading, ownership
 from mocse_tf.attacks import autoattack
 from mocse_tf.data import load_arrays
 from mocse_tf.errors import UsageError
+from mocse_tf.evaluation import config as eval_config
 from mocse_tf.evaluation import report as report_lib
 from mocse_tf.evaluation import sanity
 from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE, top1_correct
@@ -381,6 +382,23 @@ def footnote(dataset, num_examples, restarts, specs):
     return "".join(parts)
 
 
+def claim_output(config, resolved_models, merge_path, check_only=False):
+    """Checks (check_only, before any work) or claims (before writing) output_dir for this evaluation: a folder
+    holding another evaluation (bin/eval_c's included) is refused unless the report merged with is the one it
+    holds, or overwrite is set."""
+    output_dir = config.output_dir
+    if merge_path and os.path.abspath(os.path.dirname(merge_path)) == os.path.abspath(output_dir):
+        # Adding rows to the report this folder holds: the folder keeps its owner and stays consistent.
+        ownership.check_writable(output_dir)
+        if not check_only:
+            ownership.remove_stale_temporaries(output_dir)
+        return
+    owner = eval_config.output_owner(config, "eval_adv", resolved_models)
+    way_out = (f"choose another --output_dir, pass --merge_with={output_dir} to add the adversarial rows to the "
+               f"report it holds, or pass --overwrite to replace it")
+    (ownership.check if check_only else ownership.claim)(output_dir, owner, way_out, config.overwrite)
+
+
 def run_eval_adv(config, *, command=None, log=print):
     """Everything bin/eval_adv does with an EvalConfig: checks it, loads models and the first num_examples test
     images, runs every attack, writes report.json, accuracy.csv and table1.md into output_dir (merged with the
@@ -390,6 +408,7 @@ def run_eval_adv(config, *, command=None, log=print):
         config.merge_report_path()
     dataset, norm, restarts, seed = config.dataset or "cifar10", config.norm, config.restarts, config.seed
     paths = [loading.resolve_model_path(path, need_network=True) for path in config.models]  # checked before loading
+    claim_output(config, paths, merge_path, check_only=True)  # before any work
     explicit_expert = [s.name for s in specs if s.needs_experts and not s.only_if_experts]
 
     merged_report = report_lib.load_report(merge_path) if merge_path else None
@@ -445,5 +464,6 @@ def run_eval_adv(config, *, command=None, log=print):
             models_out[name] = merge_entry(models_out[name], entry) if name in models_out else entry
         report_config = {**merged_report.get("config", {}), "adversarial": settings}
         report = report_lib.build_report(models_out, report_config, merged_report.get("baseline"))
+    claim_output(config, paths, merge_path)
     written = report_lib.write_report(report, config.output_dir)
     return report, written, report_lib.markdown_document(report)

@@ -6,6 +6,7 @@ From Python: `run_eval_c(EvalConfig(models=["m.keras"], source="generate", datas
 """
 
 import dataclasses
+import math
 import os
 
 from mocse_tf.errors import UsageError
@@ -75,6 +76,8 @@ class EvalConfig:
     restarts: int = _setting(1, "integer", "Random restarts of every PGD and APGD attack (e.g. 5 or 10 for a final "
                              "evaluation).")
     bce_weight: float = _setting(1.0, "float", "Weight of the experts' BCE in the total-loss attack (MoCSE).")
+    overwrite: bool = _setting(False, "bool", "Replace an --output_dir that holds another evaluation (made by "
+                               "another tool or with other settings) instead of stopping; its files are deleted.")
     merge_with: str | None = _setting(None, "string", "A report.json (or its folder) from bin/eval_c or "
                                       "bin/eval_adv: its models and rows are kept and the adversarial rows added; "
                                       "the merged report goes to --output_dir.")
@@ -85,6 +88,12 @@ class EvalConfig:
         if tool not in TOOLS:
             raise ValueError(f"unknown evaluation tool {tool!r}; choose one of {', '.join(TOOLS)}")
         config = dataclasses.replace(self, models=tuple(self.models), model_names=tuple(self.model_names))
+        for name in TOOL_FIELDS[tool]:  # NaN would pass the range checks below
+            value = getattr(config, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{name} must be a finite number, got {value}")
+        if tool == "eval_adv" and not config.bce_weight >= 0:
+            raise UsageError(f"--bce_weight must be >= 0, got {config.bce_weight}")
         if config.num_examples is None:
             config.num_examples = DEFAULT_NUM_EXAMPLES[tool]
         if not config.output_dir:
@@ -119,6 +128,24 @@ class EvalConfig:
             config.radius()
             config.merge_report_path()
         return config
+
+    def inactive_settings(self, tool, given):
+        """The settings among `given` (names set by the user) that do nothing for `tool` in this configuration, as
+        (setting, deciding setting, its value) triples, e.g. ("c_dir", "source", "generate")."""
+        inactive = []
+
+        def unused(names, decider, condition):
+            if condition:
+                inactive.extend((n, decider, getattr(self, decider)) for n in names if n in given)
+
+        if tool == "eval_c":
+            unused(("c_dir",), "source", self.source != "folder")
+        if tool == "eval_adv":
+            unused(("bce_weight",), "attacks", not any(s.objective == "mocse_total" for s in self.attack_specs()))
+        unused(("local_dir",), "dataset", self.dataset not in (None, "cifar10_local"))
+        unused(("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local")
+               and not (tool == "eval_c" and self.source == "tfds"))
+        return inactive
 
     # --- the settings parsed --------------------------------------------------------------------------------
 
@@ -192,11 +219,28 @@ def config_from_flags(tool, flag_values=None):
 _COMMON = ("dataset", "data_dir", "local_dir", "num_examples", "seed", "output_dir")
 TOOL_FIELDS = {
     "eval_c": ("models", "model_names", *_COMMON, "batch_size", "source", "c_dir", "corruptions", "severities",
-               "baseline"),
+               "baseline", "overwrite"),
     "eval_adv": ("models", "model_names", *_COMMON, "batch_size", "eps", "norm", "attacks", "square_queries", "targets",
-                 "restarts", "bce_weight", "merge_with"),
+                 "restarts", "bce_weight", "merge_with", "overwrite"),
     "make_c": (*_COMMON, "corruptions"),
 }
+# Settings that do not change what an evaluation writes: a rerun may change them and still own its folder.
+_NOT_OWNING = ("batch_size", "data_dir", "local_dir", "output_dir", "overwrite")
+
+
+def output_owner(config, tool, resolved_models):
+    """The owner record of `tool`'s output folder (see mocse_tf.ownership): the tool and the settings that decide
+    what it writes, with the models as the absolute paths actually loaded."""
+    settings = {name: getattr(config, name) for name in TOOL_FIELDS[tool] if name not in _NOT_OWNING}
+    settings["models"] = [os.path.abspath(path) for path in resolved_models]
+    settings["model_names"] = list(config.column_names())
+    for name in ("c_dir", "merge_with"):
+        if settings.get(name):
+            settings[name] = os.path.abspath(settings[name])
+    return {"tool": f"bin/{tool}", "settings": settings}
+
+
+OUTPUT_WAY_OUT = "choose another --output_dir, or pass --overwrite to replace it"
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------

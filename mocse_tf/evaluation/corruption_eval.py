@@ -11,8 +11,10 @@ import time
 import numpy as np
 from absl import logging
 
+from mocse_tf import ownership
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import accuracy as accuracy_lib
+from mocse_tf.evaluation import config as eval_config
 from mocse_tf.evaluation import calibration
 from mocse_tf.evaluation import sources
 from mocse_tf.progress import Progress
@@ -126,6 +128,8 @@ def run_eval_c(config, *, command=None, show_progress=True):
     corruption_names, severities, names = config.corruption_names(), config.severity_values(), config.column_names()
     num_examples, source, dataset, local_dir = config.num_examples, config.source, config.dataset, config.local_dir
     resolved = [loading.resolve_model_path(path) for path in config.models]  # every path checked before any loading
+    owner = eval_config.output_owner(config, "eval_c", resolved)
+    ownership.check(config.output_dir, owner, eval_config.OUTPUT_WAY_OUT, config.overwrite)  # before any work
 
     folder = sources.FolderSource(config.c_dir, corruption_names, num_examples) if source == "folder" else None
     if source == "tfds":
@@ -166,6 +170,11 @@ def run_eval_c(config, *, command=None, show_progress=True):
         **corrupted.describe(),
     }
     report = report_lib.build_report(results, report_config, config.baseline)
-    paths = report_lib.write_report(report, config.output_dir)
-    paths.update(plots.write_plots(report, config.output_dir, samples))
+    ownership.claim(config.output_dir, owner, eval_config.OUTPUT_WAY_OUT, config.overwrite)
+    paths = report_lib.write_report(report, config.output_dir)  # the numbers first: kept if the plots fail
+    try:
+        paths.update(plots.write_plots(report, config.output_dir, samples))
+    except Exception as err:
+        raise UsageError(f"the results are written ({', '.join(sorted(paths.values()))}) but the plots failed: "
+                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
     return report, paths, report_lib.markdown_document(report)

@@ -194,6 +194,12 @@ class FolderSource:
         self.manifest = read_manifest(c_dir)
         # bin/make_c records the class count; for the released layout the largest label is all there is.
         self.num_classes = int((self.manifest or {}).get("num_classes") or int(labels.max()) + 1)
+        outside = np.flatnonzero((labels < 0) | (labels >= self.num_classes))
+        if len(outside):  # such an image would silently count as a miss
+            index = int(outside[0])
+            raise UsageError(f"{what}: {LABELS_FILE} holds label {int(labels[index])} at index {index}, outside the "
+                             f"{self.num_classes} classes {MANIFEST_FILE} records (labels 0 to {self.num_classes - 1}); "
+                             f"the folder is damaged: write it again with bin/make_c")
 
     def describe(self):
         return {"source": self.name, "source_detail": os.path.abspath(self.c_dir)}

@@ -77,10 +77,3 @@ def config_from_flags(flag_values=None):
               if field.name in flag_values}
     return TrainConfig(**values)
 
-
-def warn_inactive_flags(config, flag_values=None, warn=None):
-    """Warns (one line each) about flags the user set that do nothing in this configuration."""
-    flag_values = flag_values or flags.FLAGS
-    given = {f.name for f in dataclasses.fields(TrainConfig) if f.name in flag_values and flag_values[f.name].present}
-    for field, decider, value in config.inactive_settings(given):
-        warn(f"--{field}={flag_values[field].value} has no effect with --{decider}={value}")

@@ -100,8 +100,8 @@ def train(config, callbacks=()):
     `callbacks`: extra Keras callbacks for every epoch (custom logging, early stopping, ...).
     """
     config = config.resolved().validate()
-    if config.export and not config.overwrite:  # refused before any work, not after training
-        ownership.check(export_base(config), export_owner(config), EXPORT_WAY_OUT)
+    if config.export:  # another run's or an unwritable export folder is refused before any work, not after training
+        ownership.check(export_base(config), export_owner(config), EXPORT_WAY_OUT, config.overwrite)
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = distribute.make_strategy(config.strategy)
     distribute.check_global_batch(config.batch_size, strategy)

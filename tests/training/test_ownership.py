@@ -68,6 +68,10 @@ def test_a_folder_of_unknown_origin_or_a_file_is_refused(tmp_path):
     with pytest.raises(ownership.FolderOwnedByOther, match="is a file, not a folder"):
         ownership.claim(str(tmp_path / "a_file"), owner, "choose another", overwrite=True)
     assert not ownership.claim(str(tmp_path / "new"), owner, "choose another")
+    (tmp_path / "new" / "report.json").write_text("{}")  # the owner's results
     assert ownership.claim(str(tmp_path / "new"), owner, "choose another")
     with pytest.raises(ownership.FolderOwnedByOther, match="made by bin/eval_c, not bin/eval_adv"):
         ownership.claim(str(tmp_path / "new"), {"tool": "bin/eval_adv", "settings": {"seed": 0}}, "choose another")
+    # A folder holding only another owner's record (its work failed before writing anything) is simply taken.
+    (tmp_path / "new" / "report.json").unlink()
+    assert not ownership.claim(str(tmp_path / "new"), {"tool": "bin/eval_adv", "settings": {}}, "choose another")
