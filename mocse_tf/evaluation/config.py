@@ -141,7 +141,8 @@ class EvalConfig:
         if tool == "eval_c":
             unused(("c_dir",), "source", self.source != "folder")
         if tool == "eval_adv":
-            unused(("bce_weight",), "attacks", not any(s.objective == "mocse_total" for s in self.attack_specs()))
+            unused(("bce_weight",), "attacks", not any(s.objective == "mocse_total" or s.kind == "autoattack"
+                                                       for s in self.attack_specs()))
         unused(("local_dir",), "dataset", self.dataset not in (None, "cifar10_local"))
         unused(("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local")
                and not (tool == "eval_c" and self.source == "tfds"))
