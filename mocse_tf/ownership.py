@@ -62,6 +62,13 @@ def remove_stale_temporaries(folder):
     return removed
 
 
+def empty_folder(folder):
+    """Deletes everything inside `folder` (for an explicit overwrite), keeping the folder itself."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+
+
 def read_owner(folder):
     try:
         with open(os.path.join(folder, OWNER_FILE)) as handle:
@@ -127,9 +134,7 @@ def claim(folder, owner, way_out, overwrite=False):
     owner record and removes stale temporaries. Returns True when the folder already belonged to this owner."""
     state = check(folder, owner, way_out, overwrite)
     if state == "foreign":
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        empty_folder(folder)
         state = "new"
     try:
         os.makedirs(folder, exist_ok=True)

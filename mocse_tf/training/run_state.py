@@ -7,13 +7,12 @@ Every JSON file is written atomically (mocse_tf.files), so an interruption never
 
 import json
 import os
-import shutil
 
 import tensorflow as tf
 
 from mocse_tf.errors import UsageError
 from mocse_tf.files import read_json, write_json
-from mocse_tf.ownership import remove_stale_temporaries
+from mocse_tf.ownership import empty_folder, remove_stale_temporaries
 
 
 class RunFolder:
@@ -47,9 +46,7 @@ class RunFolder:
                 raise UsageError(f"--output_dir {self.path} holds a different run ({'; '.join(differences[:3])}); "
                                  f"use a new --output_dir or --run_name, rerun with the same flags to resume, or "
                                  f"pass --overwrite to replace it")
-            for name in os.listdir(self.path):
-                path = os.path.join(self.path, name)
-                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+            empty_folder(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:

@@ -75,3 +75,11 @@ def test_a_folder_of_unknown_origin_or_a_file_is_refused(tmp_path):
     # A folder holding only another owner's record (its work failed before writing anything) is simply taken.
     (tmp_path / "new" / "report.json").unlink()
     assert not ownership.claim(str(tmp_path / "new"), {"tool": "bin/eval_adv", "settings": {}}, "choose another")
+
+
+def test_run_folder_of_another_configuration_is_replaced_only_with_overwrite(tmp_path):
+    train(_config(tmp_path, "run", export=False))
+    with pytest.raises(UsageError, match="holds a different run .*seed=0 there vs 1 now.*--overwrite"):
+        train(_config(tmp_path, "run", export=False, seed=1))
+    train(_config(tmp_path, "run", export=False, seed=1, overwrite=True))
+    assert json.loads((tmp_path / "run" / "run_config.json").read_text())["seed"] == 1
