@@ -1,5 +1,6 @@
 """FAB-T, the targeted Fast Adaptive Boundary attack (Croce & Hein 2020, "Minimally distorted adversarial examples
-with a fast adaptive boundary attack"), L-inf and L2, as AutoAttack runs it: batched, seeded, graph-safe.
+with a fast adaptive boundary attack"), L-inf and L2, as AutoAttack runs it, and untargeted FAB: batched, seeded,
+graph-safe.
 
 FAB looks for the smallest perturbation that changes the prediction. Each step linearises the decision boundary
 between the true class y and the target t at the current point, projects both the current point and the original
@@ -99,9 +100,40 @@ def _logit_of(logits, classes):
     return tf.gather(logits, classes, axis=1, batch_dims=1)
 
 
+def _targeted_boundary(forward, x1, labels, targets):
+    """The gap z_t - z_y at x1 (> 0 beyond the boundary) and its input gradient, flattened to [n, D]."""
+    with tf.GradientTape() as tape:
+        tape.watch(x1)
+        logits = tf.cast(forward(x1)["logits"], tf.float32)
+        gap = _logit_of(logits, targets) - _logit_of(logits, labels)
+        total = tf.reduce_sum(gap)
+    grad = tape.gradient(total, x1, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return gap, tf.reshape(grad, [tf.shape(x1)[0], -1])
+
+
+def _closest_boundary(forward, x1, labels, norm):
+    """Untargeted FAB: of the boundaries between y and every other class, linearised at x1, the one nearest in
+    `norm` (gap / dual norm of its gradient); its gap and gradient as in `_targeted_boundary`. Needs the input
+    Jacobian of all the logits (one backward pass per class)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x1)
+        logits = tf.cast(forward(x1)["logits"], tf.float32)
+    jacobian = tape.batch_jacobian(logits, x1, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    count, classes = tf.shape(x1)[0], tf.shape(logits)[1]
+    jacobian = tf.reshape(jacobian, [count, classes, -1])
+    gaps = logits - _logit_of(logits, labels)[:, None]
+    grads = jacobian - tf.gather(jacobian, labels, axis=1, batch_dims=1)[:, None]
+    dual = tf.reduce_sum(tf.abs(grads), axis=2) if norm == "linf" else tf.sqrt(tf.reduce_sum(tf.square(grads), 2))
+    distance = tf.abs(gaps) / (dual + 1e-12)
+    distance = tf.where(tf.one_hot(labels, classes, on_value=True, off_value=False), np.inf, distance)
+    closest = tf.argmin(distance, axis=1, output_type=tf.int32)
+    return _logit_of(gaps, closest), tf.gather(grads, closest, axis=1, batch_dims=1)
+
+
 def fab_run(forward, x0, x_start, labels, targets, *, steps, norm, alpha_max, eta, beta):
-    """One FAB-T run of `steps` steps from x_start towards the boundary between labels and targets (int32 [n]).
-    Returns the closest misclassified point found (x0 where none) and its distance to x0 (1e10 where none)."""
+    """One FAB run of `steps` steps from x_start towards the boundary between labels and targets (int32 [n]), or
+    with targets None the nearest boundary at each step. Returns the closest misclassified point found (x0 where
+    none) and its distance to x0 (1e10 where none)."""
     count = tf.shape(x0)[0]
     x0_flat = tf.reshape(x0, [count, -1])
 
@@ -109,13 +141,10 @@ def fab_run(forward, x0, x_start, labels, targets, *, steps, norm, alpha_max, et
         return tf.ensure_shape(tf.reshape(flat, tf.shape(x0)), x0.shape)
 
     def body(iteration, x1, best_x, best_distance):
-        with tf.GradientTape() as tape:
-            tape.watch(x1)
-            logits = tf.cast(forward(x1)["logits"], tf.float32)
-            gap = _logit_of(logits, targets) - _logit_of(logits, labels)  # > 0 beyond the boundary
-            total = tf.reduce_sum(gap)
-        grad = tape.gradient(total, x1, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        w = tf.reshape(grad, [count, -1])
+        if targets is None:
+            gap, w = _closest_boundary(forward, x1, labels, norm)
+        else:
+            gap, w = _targeted_boundary(forward, x1, labels, targets)
         x1_flat = tf.reshape(x1, [count, -1])
         # The linearised boundary gap + <w, x - x1> = 0, i.e. <w, x> = <w, x1> - gap.
         b = tf.reduce_sum(w * x1_flat, axis=1) - gap
@@ -144,13 +173,16 @@ def fab_run(forward, x0, x_start, labels, targets, *, steps, norm, alpha_max, et
 
 def fab_attack(forward, x01, labels, *, eps, norm="linf", steps=100, targets=None, restarts=1, seed=0,
                alpha_max=0.1, eta=1.05, beta=0.9):
-    """FAB-T towards `targets`; returns images in [0, 1] (no gradient): each example's closest misclassified
-    point found if it lies within eps of x01, else x01 itself (also for examples misclassified at x01).
+    """FAB-T towards `targets` (untargeted FAB with targets None); returns images in [0, 1] (no gradient): each
+    example's closest misclassified point found if it lies within eps of x01, else x01 itself (also for examples
+    misclassified at x01).
 
     forward: `forward(x01) -> {"logits": [B, N], ...}` (see `model_forward`). x01: float images [B, ...] in
-    [0, 1]. labels: true labels [B]. targets: target classes [B] (required; AutoAttack uses
-    `ranked_targets(clean_logits, rank)` for rank 1 .. 9). eps: radius in [0, 1] units, used for the random
-    starts and to accept the result. steps: iterations per restart (2 forward passes and 1 backward pass each).
+    [0, 1]. labels: true labels [B]. targets: target classes [B] (AutoAttack's FAB-T uses
+    `ranked_targets(clean_logits, rank)` for rank 1 .. 9), or None for untargeted FAB, which steps towards the
+    nearest linearised boundary and needs the Jacobian of all N logits (N backward passes per step). eps: radius
+    in [0, 1] units, used for the random starts and to accept the result. steps: iterations per restart (FAB-T:
+    2 forward passes and 1 backward pass each).
     restarts: runs on the examples not yet fooled within eps; run 0 starts at x01, run r > 0 at a random point at
     distance eps / 2 drawn with `derived_seed(seed, r)`. alpha_max: the largest bias towards the original image;
     eta: overshoot of each projection step; beta: backward step towards x01 after a misclassified point.
@@ -165,13 +197,11 @@ def fab_attack(forward, x01, labels, *, eps, norm="linf", steps=100, targets=Non
     if alpha_max > 1 or beta > 1:
         raise UsageError(f"alpha_max and beta are fractions in [0, 1] and (0, 1], got alpha_max={alpha_max!r}, "
                          f"beta={beta!r}")
-    if targets is None:
-        raise UsageError("fab_attack is FAB-T, the targeted version AutoAttack runs: pass targets [B], e.g. "
-                         "attacks.ranked_targets(clean_logits, rank) for rank 1 .. 9")
     x = check_images(x01)
     seed = starts.as_seed(seed)
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    targets = tf.cast(tf.reshape(targets, [-1]), tf.int32)
+    if targets is not None:
+        targets = tf.cast(tf.reshape(targets, [-1]), tf.int32)
     logits = forward(x)["logits"]
     check_targets(targets, logits.shape[-1])
     correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels)
@@ -187,7 +217,8 @@ def fab_attack(forward, x01, labels, *, eps, norm="linf", steps=100, targets=Non
             x_start = tf.clip_by_value(x_start, 0.0, 1.0)
         best_x, best_distance = tf.cond(  # some networks fail on an empty batch: skip the run then
             tf.size(index) > 0,
-            lambda: fab_run(forward, x0, x_start, tf.gather(labels, index), tf.gather(targets, index),  # noqa: B023
+            lambda: fab_run(forward, x0, x_start, tf.gather(labels, index),  # noqa: B023
+                            None if targets is None else tf.gather(targets, index),  # noqa: B023
                             steps=steps, norm=norm, alpha_max=alpha_max, eta=eta, beta=beta),
             lambda: (x0, tf.zeros([0], tf.float32)))  # noqa: B023
         within = best_distance <= eps

@@ -127,13 +127,18 @@ class _TinyMLP:
 def _np_fab_t(model, x0, label, target, steps, norm, alpha_max=0.1, eta=1.05, beta=0.9):
     """FAB-T for one example as the paper's algorithm with the reference's constants: project the current point and
     the original onto the linearised y-vs-t boundary, mix them with the bias alpha, overshoot by eta; record the
-    closest misclassified point, and step back by beta from each misclassified one."""
+    closest misclassified point, and step back by beta from each misclassified one. target None: untargeted FAB,
+    towards the linearised boundary nearest to x1 at each step."""
     size = (lambda d: np.abs(d).max()) if norm == "linf" else np.linalg.norm
+    dual = (lambda g: np.abs(g).sum()) if norm == "linf" else np.linalg.norm
     x1, best, best_size = x0.copy(), x0.copy(), np.inf
     for _ in range(steps):
         logits, jacobian = model.logits_and_jacobian(x1)
-        f = logits[target] - logits[label]
-        g = jacobian[target] - jacobian[label]
+        others = [j for j in range(len(logits)) if j != label]
+        nearest = min(others, key=lambda j: abs(logits[j] - logits[label]) / dual(jacobian[j] - jacobian[label]))
+        to = nearest if target is None else target
+        f = logits[to] - logits[label]
+        g = jacobian[to] - jacobian[label]
         plane = g @ x1 - f
         to_current, to_original = _np_projection(x1, g, plane, norm), _np_projection(x0, g, plane, norm)
         a, c = max(size(to_current), 1e-8), max(size(to_original), 1e-8)
@@ -153,13 +158,13 @@ def test_fab_equals_a_numpy_restatement_on_a_nonlinear_model(norm):
     x = rng.uniform(0, 1, size=(6, 4, 4, 3)).astype(np.float32)
     logits = model.forward(x)["logits"]
     labels = np.argmax(logits, axis=1)
-    for rank in (1, 3):
-        targets = attacks.ranked_targets(logits, rank).numpy()
+    for rank in (1, 3, None):  # None: untargeted FAB
+        targets = None if rank is None else attacks.ranked_targets(logits, rank).numpy()
         got = fab.fab_attack(model.forward, x, labels, eps=1.0, norm=norm, steps=15, targets=targets).numpy()
         flat = x.reshape(6, -1).astype(np.float64)
         found = 0
         for i in range(6):
-            want, want_size = _np_fab_t(model, flat[i], labels[i], targets[i], 15, norm)
+            want, want_size = _np_fab_t(model, flat[i], labels[i], None if rank is None else targets[i], 15, norm)
             assert abs(want_size - 1.0) > 1e-3, "too close to eps to compare: pick another example"
             found += want_size <= 1.0
             want = want if want_size <= 1.0 else flat[i]  # beyond eps: the image itself
@@ -207,6 +212,29 @@ def test_fab_finds_the_minimal_perturbation_of_a_linear_model(norm):
     assert 0 < np.sum(within) < len(x)
     np.testing.assert_array_equal(mixed[within], adv[within])
     np.testing.assert_array_equal(mixed[~within], x[~within])
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_untargeted_fab_finds_the_nearest_boundary_of_a_linear_model(norm):
+    rng = np.random.default_rng(7)
+    weights = (rng.normal(size=(8 * 8 * 3, 4)) * 0.05).astype(np.float32)
+    x = rng.uniform(0.3, 0.7, size=(6, 8, 8, 3)).astype(np.float32)
+
+    def forward(x01):
+        return {"logits": tf.matmul(tf.reshape(x01, [tf.shape(x01)[0], -1]), weights)}
+
+    logits = forward(x)["logits"].numpy()
+    labels = np.argmax(logits, axis=1)
+    minimum = np.full(6, np.inf)
+    for i in range(6):
+        for j in set(range(4)) - {labels[i]}:
+            normal = weights[:, labels[i]] - weights[:, j]
+            distance = (logits[i, labels[i]] - logits[i, j]) / np.linalg.norm(normal, ord=1 if norm == "linf" else 2)
+            minimum[i] = min(minimum[i], distance)
+    adv = _graph_fab(forward, x, labels, eps=1.0, norm=norm, steps=100, targets=None)
+    assert np.all(np.argmax(forward(adv)["logits"], axis=1) != labels)
+    ratio = _size(adv - x, norm) / minimum
+    assert np.all(ratio >= 1 - 1e-5) and np.all(ratio <= 1.006), ratio
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -269,7 +297,7 @@ def test_constraints_restarts_and_graph_mode(conv_batch, norm, eps):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"targets": None}, "targets"), ({"targets": [1, 7]}, "target classes must lie in 0 .. 3"),
+    ({"targets": [1, 7]}, "target classes must lie in 0 .. 3"),
     ({"eps": 2.0}, "eps"), ({"steps": 0}, "steps"), ({"restarts": 0}, "restarts"), ({"norm": "l1"}, "norm"),
     ({"beta": 1.5}, "beta"), ({"eta": 0.0}, "eta"),
 ])
