@@ -237,6 +237,24 @@ def test_untargeted_fab_finds_the_nearest_boundary_of_a_linear_model(norm):
     assert np.all(ratio >= 1 - 1e-5) and np.all(ratio <= 1.006), ratio
 
 
+def test_untargeted_fab_measures_boundaries_in_the_attack_norm():
+    # Class 1's boundary is 0.1 / ||(0.01, ..., 0.01)||_1 = 0.052 away in L-inf, class 2's 0.05 / ||(0.5, 0, ...)||_1
+    # = 0.1; by the largest gradient entry instead of the L1 (dual) norm, class 2 would look nearer.
+    weights = np.zeros((192, 3), np.float32)
+    weights[:, 1] = 0.01
+    weights[0, 2] = 0.5
+    x = np.full((1, 8, 8, 3), 0.5, np.float32)
+    bias = np.array([0.0, -0.1 - 0.01 * 192 * 0.5, -0.05 - 0.25], np.float32)
+
+    def forward(x01):
+        return {"logits": tf.matmul(tf.reshape(x01, [tf.shape(x01)[0], -1]), weights) + bias}
+
+    assert np.argmax(forward(x)["logits"]) == 0
+    adv = _graph_fab(forward, x, np.array([0]), eps=1.0, norm="linf", steps=20, targets=None)
+    assert np.argmax(forward(adv)["logits"]) == 1
+    assert _size(adv - x, "linf")[0] == pytest.approx(0.1 / 1.92, rel=0.006)
+
+
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_fab_reaches_the_boundary_where_the_box_binds(norm):
     """Images near 0 and 1 with a large margin: the minimal perturbation within the box (a linear / quadratic
