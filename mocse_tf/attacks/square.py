@@ -215,7 +215,6 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, tabl
 
     def score(x_query, index):
         logits = forward(x_query)["logits"]
-        check_targets(targets, logits.shape[-1])
         return margin_and_loss(logits, tf.gather(labels, index), _gather_or_none(targets, index))
 
     # The start, queried only for the examples still to fool.
@@ -277,11 +276,12 @@ def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_ini
     forward: `forward(x01) -> {"logits": [B, N], ...}` (see `model_forward`); only the logits are read.
     x01: float images [B, H, W, C] in [0, 1] (static H, W, C). labels: true labels [B]. eps: radius in [0, 1]
     units. norm: "linf" or "l2". queries: iterations per restart (each one model query for every example not
-    yet fooled, plus one query for the start). p_init: the first windows' fraction of the image. restarts:
+    yet fooled, plus one query for the start; one more for x01 itself). p_init: the first windows' fraction of the image. restarts:
     independent runs from x01, each only on the examples no earlier run fooled; restart r draws with
     `derived_seed(seed, r)`. targets: target classes [B] for the targeted version (stops when the target wins).
     rescale_schedule: see `square_p_schedule` (AutoAttack's standard version runs with False).
-    Each example returns its point with the lowest loss, or the first that fooled it.
+    Each example returns its point with the lowest loss, or the first that fooled it; an example already
+    misclassified at x01 (targeted: already classified as its target) returns x01.
     """
     geometry.check_norm(norm)
     check_eps(eps)
@@ -302,9 +302,13 @@ def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_ini
     sizes = square_window_sizes(square_p_schedule(queries, p_init, rescale_schedule), height, width, channels, norm)
     table = tf.constant(_l2_pattern_table(min(height, width), max(height, width)), tf.float32)
 
-    batch = tf.shape(x)[:1]
-    unfooled = tf.fill(batch, tf.constant(np.inf, tf.float32))
-    best = (x, unfooled, unfooled)
+    # As the reference, examples already fooled at x01 (margin <= 0) are not attacked and come back as x01.
+    clean_logits = forward(x)["logits"]
+    check_targets(targets, clean_logits.shape[-1])
+    clean_margin, clean_loss = margin_and_loss(clean_logits, labels, targets)
+    fooled = clean_margin <= 0
+    unfooled = tf.fill(tf.shape(clean_margin), tf.constant(np.inf, tf.float32))
+    best = (x, tf.where(fooled, clean_margin, unfooled), tf.where(fooled, clean_loss, unfooled))
     for restart in range(restarts):
         best = _square_run(forward, x, labels, targets, best, eps=eps, norm=norm, sizes=sizes, table=table,
                            seed=starts.derived_seed(seed, restart))

@@ -297,10 +297,14 @@ def test_targets_outside_the_classes_raise():
         square.square_attack(forward, x, labels, eps=0.1, queries=2, targets=[1, 4])
 
 
-def test_a_restart_with_every_example_fooled_queries_nothing():
-    # A network that fails on an empty batch (Keras' Conv2D here) must not be called with one.
+def test_examples_misclassified_at_the_start_are_not_attacked():
+    # Also: a network that fails on an empty batch (Keras' Conv2D here) is never called with one.
     forward = attacks.model_forward(tiny_conv_net())
-    x, _ = synthetic_images(3, seed=0)
-    wrong = (np.argmax(forward(tf.constant(x))["logits"], axis=1) + 1) % 4
-    adv = square.square_attack(forward, x, wrong, eps=0.1, queries=3, restarts=2).numpy()
-    assert np.all(_margin(forward, adv, wrong) <= 0) and np.abs(adv - x).max() <= 0.1 + 1e-6
+    x, _ = synthetic_images(4, seed=0)
+    labels = np.argmax(forward(tf.constant(x))["logits"], axis=1)
+    wrong = (labels + 1) % 4
+    np.testing.assert_array_equal(square.square_attack(forward, x, wrong, eps=0.1, queries=3, restarts=2), x)
+    labels[:2] = wrong[:2]
+    adv = square.square_attack(forward, x, labels, eps=0.1, queries=3).numpy()
+    np.testing.assert_array_equal(adv[:2], x[:2])
+    assert np.all(np.any(adv[2:] != x[2:], axis=(1, 2, 3)))
