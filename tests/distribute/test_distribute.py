@@ -105,7 +105,7 @@ def test_multi_worker_run_on_localhost_ends_with_equal_weights(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [entry["epoch"] for entry in history] == [1, 2]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs_trained"] == 2
-    assert sorted(os.listdir(tmp_path / "exports" / "mw")) == ["1", "class_names.json", "model.keras"]
+    assert sorted(os.listdir(tmp_path / "exports" / "mw")) == ["1", "class_names.json", "model.keras", "owner.json"]
     assert os.listdir(tmp_path / "tmp1") == []
 
 
