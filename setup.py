@@ -14,6 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mocse_tf", "mocse_tf.*"]),
+    package_data={"mocse_tf.experiments": ["paper_table1.json"]},  # the paper's Table 1 (bin/table1)
     python_requires=">=3.10",
     install_requires=[
         # CPU build: what CI and this machine need. GPU machines: see BUILD.md (pip install tensorflow[and-cuda]).
