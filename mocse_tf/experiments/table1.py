@@ -363,12 +363,18 @@ def _train(train_cfg, on_epoch):
     train(train_cfg, callbacks=[EpochLine()])
 
 
+def _eval_config(config, **settings):
+    from mocse_tf.evaluation.config import EvalConfig
+
+    return EvalConfig(dataset=config.dataset, data_dir=config.data_dir, local_dir=config.local_dir,
+                      batch_size=config.eval_batch_size, seed=0, **settings)
+
+
 def _make_corrupted_set(config):
     from mocse_tf.evaluation.make_c import run_make_c
 
-    run_make_c(dataset=config.dataset, output_dir=_corrupted_dir(config), corruptions_spec="all", seed=0,
-               num_examples=config.num_test_examples, data_dir=config.data_dir, local_dir=config.local_dir,
-               show_progress=False)
+    run_make_c(_eval_config(config, output_dir=_corrupted_dir(config), corruptions="all",
+                            num_examples=config.num_test_examples), show_progress=False)
 
 
 def _evaluate_corruptions(config, run, keras_path, output_dir):
@@ -376,18 +382,18 @@ def _evaluate_corruptions(config, run, keras_path, output_dir):
 
     source = {"generate": "folder", "folder": "folder", "tfds": "tfds"}[config.corruption_source]
     c_dir = _corrupted_dir(config) if config.corruption_source == "generate" else config.c_dir
-    run_eval_c(models=[keras_path], model_names=[run.name], source=source, c_dir=c_dir, data_dir=config.data_dir,
-               dataset=config.dataset, local_dir=config.local_dir, num_examples=config.num_test_examples,
-               batch_size=config.eval_batch_size, output_dir=output_dir, seed=0, show_progress=False)
+    run_eval_c(_eval_config(config, models=(keras_path,), model_names=(run.name,), source=source, c_dir=c_dir,
+                            corruptions="all", severities="1,2,3,4,5", num_examples=config.num_test_examples,
+                            output_dir=output_dir), show_progress=False)
 
 
 def _evaluate_attacks(config, run, keras_path, output_dir):
     from mocse_tf.evaluation.adversarial_eval import run_eval_adv
 
-    run_eval_adv(models=[keras_path], model_names=[run.name], dataset=config.dataset, data_dir=config.data_dir,
-                 local_dir=config.local_dir, num_examples=config.num_attack_examples,
-                 batch_size=config.eval_batch_size, attacks_spec=config.attacks, restarts=config.attack_restarts,
-                 bce_weight=1.0, seed=0, output_dir=output_dir, log=lambda *args, **kwargs: None)
+    run_eval_adv(_eval_config(config, models=(keras_path,), model_names=(run.name,),
+                              num_examples=config.num_attack_examples, attacks=config.attacks,
+                              restarts=config.attack_restarts, bce_weight=1.0, output_dir=output_dir),
+                 log=lambda *args, **kwargs: None)
 
 
 def _dataset_sizes(config):
@@ -446,6 +452,7 @@ def run_table1(config, log=print):
         train_cfg = train_config(config, run, aggregates)
         finished, keras_path = _training_finished(train_cfg)
         info = stages[(run.name, "train")]
+        trained_now = not finished
         if finished:
             info["done"] = 1.0
             progress.line(index, len(runs), run, "training finished before, skipped")
@@ -469,7 +476,8 @@ def run_table1(config, log=print):
             finished, keras_path = _training_finished(train_cfg)
         for stage, evaluate in (("corruption", _evaluate_corruptions), ("adversarial", _evaluate_attacks)):
             output_dir = _eval_dir(config, run, stage)
-            if os.path.isfile(os.path.join(output_dir, "report.json")):
+            # A model trained (or finished) in this invocation is evaluated again: an older report is of another model.
+            if trained_now is False and os.path.isfile(os.path.join(output_dir, "report.json")):
                 stages[(run.name, stage)]["done"] = 1.0
                 progress.line(index, len(runs), run, f"{stage} evaluation finished before, skipped")
                 continue
