@@ -29,12 +29,12 @@ def test_bad_settings_raise_value_errors_naming_the_value(changes, fragment):
 
 
 def test_plan_orders_rows_then_seeds_and_adds_ablation_columns():
-    runs, aggregates = table1.plan(table1.Table1Config(seeds="1,0", rows="augmented,standard",
+    runs, aggregates = table1.plan(table1.Table1Config(seeds="1,0", rows="adversarial,augmented,standard",
                                                        mocse_aggregates="margin,true_prob"))
     assert aggregates == ("margin", "true_prob")
     assert [r.name for r in runs[:3]] == ["standard_preact_resnet18_seed1", "standard_mocse_seed1",
                                           "standard_mocse_true_prob_seed1"]
-    assert [r.regime for r in runs] == ["standard"] * 6 + ["augmented"] * 6
+    assert [r.regime for r in runs] == ["standard"] * 6 + ["augmented"] * 6 + ["adversarial"] * 6  # cheapest first
     ablation = table1.train_config(table1.Table1Config(), runs[2], aggregates)
     assert ablation.aggregate == "true_prob" and ablation.arch == "mocse"
     assert table1.train_config(table1.Table1Config(), runs[1], aggregates).aggregate == "margin"
