@@ -23,7 +23,7 @@ import time
 from mocse_tf.errors import UsageError
 from mocse_tf.experiments import seed_statistics
 from mocse_tf.training.config import TrainConfig
-from mocse_tf.training.run_state import read_json, write_json_atomic
+from mocse_tf.files import read_json, write_csv, write_json, write_text
 
 REGIMES = ("standard", "adversarial", "augmented")
 ARCHS = ("preact_resnet18", "mocse")
@@ -331,12 +331,14 @@ def claim_folder(config):
                              f"to resume it")
         return
     os.makedirs(config.output_dir, exist_ok=True)
-    write_json_atomic(path, identity)
+    write_json(path, identity)
 
 
 def _training_finished(train_cfg):
     results = read_json(os.path.join(train_cfg.output_dir, "results.json"), default={})
-    keras_path = os.path.join(train_cfg.export_dir, train_cfg.run_name, "model.keras")
+    from mocse_tf.export import KERAS_FILE
+
+    keras_path = os.path.join(train_cfg.export_dir, train_cfg.run_name, KERAS_FILE)
     return results.get("epochs_trained") == train_cfg.epochs and os.path.isfile(keras_path), keras_path
 
 
@@ -678,28 +680,11 @@ CSV_FIELDS = ("regime", "model", "row", "n_seeds", "mean", "std", "per_seed", "p
 
 
 def write_table(table, output_dir):
-    """table1.md, report.json, table1.csv and two plots, each written to a temporary name and renamed."""
-    import csv
-    import io
-
+    """table1.md, report.json, table1.csv and two plots (mocse_tf.files: each complete or not there)."""
     from mocse_tf.experiments import table1_plots
 
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {"markdown": os.path.join(output_dir, MARKDOWN_FILE), "json": os.path.join(output_dir, REPORT_FILE),
-             "csv": os.path.join(output_dir, CSV_FILE)}
-    _write_text(paths["markdown"], markdown(table))
-    _write_text(paths["json"], json.dumps(table, indent=1, allow_nan=False) + "\n")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    writer.writerows(csv_rows(table))
-    _write_text(paths["csv"], buffer.getvalue())
+    paths = {"markdown": write_text(os.path.join(output_dir, MARKDOWN_FILE), markdown(table)),
+             "json": write_json(os.path.join(output_dir, REPORT_FILE), table, sort_keys=False, allow_nan=False),
+             "csv": write_csv(os.path.join(output_dir, CSV_FILE), CSV_FIELDS, csv_rows(table))}
     paths.update(table1_plots.write_plots(table, output_dir))
     return paths
-
-
-def _write_text(path, text):
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp_path, path)

@@ -9,16 +9,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mocse_tf import files  # noqa: E402
+
 ACCURACY_PLOT = "table1_accuracy.png"
 DIFFERENCE_PLOT = "table1_difference.png"
 
 
 def _save(figure, path):
-    tmp_path = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(tmp_path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp_path, path)
-    return path
+    try:
+        return files.save_figure(figure, path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
 
 
 def _value(stats, key):
