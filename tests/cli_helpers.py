@@ -16,12 +16,25 @@ def tool_command(tool, *args):
 def tool_env():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MOCSE_TF_PROBE_URL=OFFLINE_PROBE)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), env.get("PATH")]))
     return env
 
 
 def run_tool(tool, *args, timeout=300, cwd=None):
     return subprocess.run(tool_command(tool, *args), capture_output=True, text=True, timeout=timeout,
                           env=tool_env(), cwd=cwd)
+
+
+def start_tool(tool, *args, cwd=REPO_ROOT):
+    """Starts a tool without waiting for it (several started together finish sooner); see `finish`."""
+    return subprocess.Popen(tool_command(tool, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=tool_env(), cwd=cwd)
+
+
+def finish(process, timeout=300):
+    """(exit code, stdout, stderr) of a tool started with `start_tool`."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
 
 
 def assert_clean_error(result, *fragments):

@@ -94,20 +94,6 @@ def correlate1d_symmetric(images, weights, axis, mode):
     return out
 
 
-def filter_separable(images, kernel_rows, kernel_cols, mode):
-    """Correlates every channel of [B, H, W, C] float images with kernel_rows (vertical) then kernel_cols."""
-    images = tf.convert_to_tensor(images)
-    channels = images.shape[-1]
-    kernel_rows = np.asarray(kernel_rows, np.float64)
-    kernel_cols = np.asarray(kernel_cols, np.float64)
-    pad_h, pad_w = len(kernel_rows) // 2, len(kernel_cols) // 2
-    padded = pad_2d(images, pad_h, pad_w, mode)
-    k_rows = tf.constant(np.tile(kernel_rows[:, None, None, None], (1, 1, channels, 1)), images.dtype)
-    k_cols = tf.constant(np.tile(kernel_cols[None, :, None, None], (1, 1, channels, 1)), images.dtype)
-    out = tf.nn.depthwise_conv2d(padded, k_rows, strides=[1, 1, 1, 1], padding="VALID")
-    return tf.nn.depthwise_conv2d(out, k_cols, strides=[1, 1, 1, 1], padding="VALID")
-
-
 def filter_2d(images, kernel, mode):
     """Correlates every channel of [B, H, W, C] float images with one odd-sized 2-D kernel (OpenCV filter2D)."""
     images = tf.convert_to_tensor(images)

@@ -459,11 +459,11 @@ def run_eval_adv(config, *, command=None, log=print):
     if merged_report is None:
         report = report_lib.build_report(entries, {"dataset": dataset, "adversarial": settings})
     else:
-        models_out = {name: dict(entry) for name, entry in merged_report["models"].items()}
-        for name, entry in entries.items():
-            models_out[name] = merge_entry(models_out[name], entry) if name in models_out else entry
-        report_config = {**merged_report.get("config", {}), "adversarial": settings}
-        report = report_lib.build_report(models_out, report_config, merged_report.get("baseline"))
+        existing = merged_report["models"]
+        report = report_lib.merge_models(
+            merged_report, {name: merge_entry(existing[name], entry) if name in existing else entry
+                            for name, entry in entries.items()},
+            {**merged_report.get("config", {}), "adversarial": settings})
     claim_output(config, paths, merge_path)
     written = report_lib.write_report(report, config.output_dir)
     return report, written, report_lib.markdown_document(report)

@@ -185,12 +185,13 @@ def build_report(models, config=None, baseline=None):
                         for name, entry in models.items()}}
 
 
-def merge_models(report, models):
-    """A new report with `models` entries merged into the report's (sections of the same model are combined)."""
+def merge_models(report, models, config=None):
+    """A new report with `models` entries merged into the report's (sections of the same model are combined) and
+    `config` (default: the report's own)."""
     merged = {name: dict(entry) for name, entry in report["models"].items()}
     for name, entry in models.items():
         merged.setdefault(name, {}).update(entry)
-    return build_report(merged, report.get("config"), report.get("baseline"))
+    return build_report(merged, config or report.get("config"), report.get("baseline"))
 
 
 # --- files --------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ def _layers(model):
 
 
 def multiply_accumulates(model):
-    """MACs of one forward pass of one image through every Conv2D and Dense layer (nested models included)."""
+    """MACs of one forward pass of one image through every Conv2D, Dense and BatchNormalization layer (nested
+    models included)."""
     total = 0
     for layer in _layers(model):
         if isinstance(layer, keras.layers.Conv2D):
@@ -22,6 +23,8 @@ def multiply_accumulates(model):
             total += out_h * out_w * kh * kw * cin * cout
         elif isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.BatchNormalization):  # at inference a * x + b per element
+            total += int(np.prod(layer.output.shape[1:]))
     return int(total)
 
 

@@ -36,7 +36,6 @@ import tensorflow as tf
 from mocse_tf import attacks
 from mocse_tf.errors import UsageError
 
-MODES = attacks.TRAINING_KINDS  # ("pgd", "trades", "fgsm_rs")
 
 # The pixel scale of the networks: they take [0, 255] pixels, the attacks work on [0, 1].
 PIXEL_SCALE = 255.0
@@ -53,16 +52,12 @@ class AdversarialTraining:
     update_bn_statistics: bool = False  # the generation pass moves the BN moving averages (fgsm_rs's reference)
 
     def __post_init__(self):
-        if not isinstance(self.attack, attacks.Attack) or self.attack.kind not in MODES:
-            raise UsageError(f"adversarial training needs an attack of kind {', '.join(MODES)} "
+        if not isinstance(self.attack, attacks.Attack) or self.attack.kind not in attacks.TRAINING_KINDS:
+            raise UsageError(f"adversarial training needs an attack of kind {', '.join(attacks.TRAINING_KINDS)} "
                              f"(mocse_tf.attacks.make_training_attack), got {self.attack!r}")
         if isinstance(self.trades_beta, bool) or not isinstance(self.trades_beta, (int, float)) \
                 or self.trades_beta < 0:
             raise UsageError(f"--trades_beta must be a number >= 0, got {self.trades_beta!r}")
-
-    @property
-    def mode(self):
-        return self.attack.kind
 
     @property
     def is_trades(self):
@@ -101,8 +96,6 @@ def make_training_attack(config, *, batch_statistics=None, unroll=False):
     """
     if config.adv == "none":
         return None
-    if config.adv not in MODES:
-        raise UsageError(f"unknown --adv={config.adv!r}; choose none, {', '.join(MODES)}")
     settings = {"eps": float(config.adv_eps), "unroll": unroll}
     if config.adv == "fgsm_rs":
         pass  # one step of 1.25 * eps from a random start: the attack kind's own defaults

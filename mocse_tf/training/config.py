@@ -7,7 +7,6 @@ import math
 from mocse_tf.errors import UsageError
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-ADVERSARIAL_MODES = ("none", "pgd", "trades", "fgsm_rs")
 
 
 @dataclasses.dataclass
@@ -70,6 +69,7 @@ class TrainConfig:
 
     def validate(self):
         """Raises UsageError naming the first bad value and the fix."""
+        from mocse_tf.attacks import TRAINING_KINDS
         from mocse_tf.data import AUGMENT_POLICIES, DATASETS
         from mocse_tf.models import AGGREGATORS, ARCHS
         from mocse_tf.training.distribute import STRATEGIES
@@ -78,7 +78,8 @@ class TrainConfig:
 
         choices = {
             "arch": ARCHS, "dataset": DATASETS, "augment": AUGMENT_POLICIES, "aggregate": tuple(AGGREGATORS),
-            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ADVERSARIAL_MODES, "strategy": STRATEGIES,
+            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ("none", *TRAINING_KINDS),
+            "strategy": STRATEGIES,
             "weight_decay_mode": WEIGHT_DECAY_MODES,
         }
         for field, allowed in choices.items():

@@ -119,9 +119,12 @@ class RobustTrainer(keras.Model):
         # so each normalises with its own batch statistics.
         clean_outputs = self.network(pixels, training=True)
         adversarial_outputs = self.network(adversarial_pixels, training=True)
+        clean_logits, adversarial_logits = clean_outputs["logits"], adversarial_outputs["logits"]
         terms = self._loss_terms(labels, clean_outputs)
-        terms["kl"] = tf.reduce_mean(attacks.trades_kl(clean_outputs["logits"], adversarial_outputs["logits"]))
-        terms["loss"] = terms["loss"] + self.attack.trades_beta * terms["kl"]
+        terms["kl"] = tf.reduce_mean(attacks.trades_kl(clean_logits, adversarial_logits))
+        # TRADES' own loss, CE(clean) + beta KL(clean || adv), plus the experts' BCE on the clean batch for MoCSE.
+        trades = tf.reduce_mean(attacks.trades_loss(labels, clean_logits, adversarial_logits, self.attack.trades_beta))
+        terms["loss"] = trades + terms["loss"] - terms["ce"]
         terms["adv_correct"] = self._correct(labels, adversarial_outputs)
         return clean_outputs, terms
 

@@ -3,8 +3,6 @@ no traceback), and run_eval_c in process for the generate and tfds sources and t
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,32 +11,22 @@ import tensorflow_datasets as tfds
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation.config import EvalConfig
 from mocse_tf.evaluation.corruption_eval import run_eval_c
-from tests.conftest import REPO_ROOT
+from tests.cli_helpers import finish, start_tool
 
 PLOTS = ("accuracy_per_corruption.png", "accuracy_vs_severity.png", "contact_sheet.png")
 REPORT_FILES = ("report.json", "accuracy.csv", "table1.md") + PLOTS
 
 
-def start(tool, *args):
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "bin" / tool), *args], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process, timeout=240):
-    stdout, stderr = process.communicate(timeout=timeout)
-    return process.returncode, stdout, stderr
-
-
 def test_make_c_then_eval_c_from_the_folder(tmp_path, tiny_models):
     c_dir, out_dir = tmp_path / "synthetic-c", tmp_path / "report"
-    code, stdout, stderr = finish(start("make_c", "--dataset=synthetic", f"--output_dir={c_dir}",
+    code, stdout, stderr = finish(start_tool("make_c", "--dataset=synthetic", f"--output_dir={c_dir}",
                                         "--corruptions=gaussian_noise,contrast", "--num_examples=40", "--seed=2"))
     assert code == 0, stderr
     assert sorted(os.listdir(c_dir)) == ["contrast.npy", "gaussian_noise.npy", "labels.npy", "make_c.json"]
     assert np.load(c_dir / "contrast.npy", mmap_mode="r").shape == (200, 32, 32, 3)
     assert "wrote 2 corruption(s)" in stdout
 
-    code, stdout, stderr = finish(start(
+    code, stdout, stderr = finish(start_tool(
         "eval_c", "--model", tiny_models["saved_model"], "--model", tiny_models["keras"], "--model_name=sm",
         "--model_name=k", "--source=folder", f"--c_dir={c_dir}", "--severities=1,3",
         "--corruptions=gaussian_noise,contrast", "--batch_size=16", "--baseline=sm", f"--output_dir={out_dir}"))
@@ -65,7 +53,7 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
         "make_c corruption": (("make_c", "--dataset=synthetic", f"--output_dir={tmp_path / 'c'}",
                                "--corruptions=snow,blizzard"), ["unknown corruption 'blizzard'", "gaussian_noise"]),
     }
-    processes = {case: start(*command) for case, (command, _) in cases.items()}  # started together: faster
+    processes = {case: start_tool(*command) for case, (command, _) in cases.items()}  # started together: faster
     for case, (_, fragments) in cases.items():
         code, stdout, stderr = finish(processes[case])
         assert code == 2, f"{case}: exit {code}\n{stderr}"

@@ -1,10 +1,6 @@
 """bin/predict and mocse_tf.prediction: image reading, class names, outputs against the Keras model, errors."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -14,17 +10,10 @@ from PIL import Image
 from mocse_tf import export, files, prediction
 from mocse_tf.errors import UsageError
 from mocse_tf.models import mocse, preact_resnet18
+from tests.cli_helpers import run_tool
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-PREDICT = REPO_ROOT / "bin" / "predict"
 CLASS_NAMES = ["cat", "dog", "emu"]
 TOLERANCE = 1e-5
-
-
-def _run_predict(*args):
-    env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, str(PREDICT), *map(str, args)], capture_output=True, text=True,
-                          timeout=180, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +173,7 @@ def test_wrong_number_of_class_names_and_bad_arguments_are_usage_errors(models, 
 
 def test_bin_predict_json_end_to_end_on_saved_model(models, images):
     paths = [images / "photo.jpg", images / "gray.png"]
-    result = _run_predict("--model", models["base"], "--json", "--top_k=3", *paths)
+    result = run_tool("predict", "--model", models["base"], "--json", "--top_k=3", *paths)
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
     assert document["model"] == str(models["base"] / "1")
@@ -200,7 +189,7 @@ def test_bin_predict_json_end_to_end_on_saved_model(models, images):
 
 
 def test_bin_predict_text_output_and_error_exit(models, images):
-    result = _run_predict("--model", models["keras"], "--top_k=1", "--class_names=x,y,z", images / "exact.png")
+    result = run_tool("predict", "--model", models["keras"], "--top_k=1", "--class_names=x,y,z", images / "exact.png")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == str(images / "exact.png")
@@ -208,7 +197,7 @@ def test_bin_predict_text_output_and_error_exit(models, images):
     assert lines[2].strip() == "experts, p(my class):"
     assert [line.split()[0] for line in lines[3:6]] == ["x", "y", "z"]
 
-    failed = _run_predict("--model", models["keras"], images / "missing.png")
+    failed = run_tool("predict", "--model", models["keras"], images / "missing.png")
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines()[-1] == f"error: image {str(images / 'missing.png')!r} does not exist; " \
                                                      f"check the path"
