@@ -9,7 +9,7 @@ from mocse_tf.attacks.apgd import apgd
 from mocse_tf.attacks.checks import check_count, check_number
 from mocse_tf.attacks.pgd import pgd
 from mocse_tf.attacks.trades import trades_adversary
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
 KINDS = ("fgsm", "fgsm_rs", "pgd", "trades", "apgd")
 TRAINING_KINDS = ("pgd", "trades", "fgsm_rs")
@@ -50,8 +50,7 @@ class Attack:
     unroll: bool = False
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise UsageError(f"unknown attack kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        check_choice("attack kind", self.kind, KINDS)
         geometry.check_norm(self.norm)
         check_number("eps", self.eps, 0.0, strict=False)
         check_count("steps", self.steps)
@@ -110,8 +109,7 @@ class Attack:
 def make_attack(kind, **settings):
     """An `Attack` of `kind` with that kind's default steps, step size, start and objective; `settings`
     override any field (eps=..., steps=..., step_size=..., norm=..., restarts=..., objective=..., keep=...)."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown attack kind {kind!r}; choose one of {', '.join(KINDS)}")
+    check_choice("attack kind", kind, KINDS)
     defaults = {"steps": _STEPS[kind], "random_start": kind != "fgsm"}
     if kind == "trades":
         defaults.update(objective="kl", keep="last")
@@ -124,6 +122,5 @@ def make_attack(kind, **settings):
 
 def make_training_attack(kind, **settings):
     """The attack of adversarial training `kind` ("pgd", "trades" or "fgsm_rs"): one run, final iterate."""
-    if kind not in TRAINING_KINDS:
-        raise UsageError(f"unknown adversarial training kind {kind!r}; choose one of {', '.join(TRAINING_KINDS)}")
+    check_choice("adversarial training kind", kind, TRAINING_KINDS)
     return make_attack(kind, **{"keep": "last", **settings})

@@ -5,7 +5,7 @@ Every function acts per example on batches [B, ...] (any rank >= 2) and reduces 
 
 import tensorflow as tf
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import check_choice
 
 NORMS = ("linf", "l2")
 
@@ -14,8 +14,7 @@ _TINY = 1e-12
 
 
 def check_norm(norm):
-    if norm not in NORMS:
-        raise UsageError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+    check_choice("norm", norm, NORMS)
 
 
 def per_example(values, like):

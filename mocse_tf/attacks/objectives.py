@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mocse_tf import losses
 from mocse_tf.labels import as_labels, top1_correct
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
 # ce: cross-entropy of the class logits (for MoCSE, the aggregate). mocse_total: the MoCSE training loss
 # CE + bce_weight * expert BCE (plain CE for a network without experts). expert_bce: the experts' own
@@ -85,8 +85,7 @@ def expert_margins(expert_logits):
 
 
 def check_objective(objective):
-    if objective not in OBJECTIVES:
-        raise UsageError(f"unknown attack objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    check_choice("attack objective", objective, OBJECTIVES)
 
 
 def _expert_logits(outputs, objective):

@@ -11,7 +11,7 @@ import collections
 import tensorflow as tf
 
 from mocse_tf.attacks.geometry import per_example
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import check_choice
 
 KEEPS = ("last", "loss", "misclassified")
 
@@ -19,8 +19,7 @@ WorstCase = collections.namedtuple("WorstCase", ["x", "loss", "success"])
 
 
 def check_keep(keep, allowed=KEEPS):
-    if keep not in allowed:
-        raise UsageError(f"unknown keep {keep!r}; choose one of {', '.join(allowed)}")
+    check_choice("keep", keep, allowed)
 
 
 def empty_worst_case(x):

@@ -9,6 +9,8 @@ at trace time, so every mode works for any pad width, eagerly, inside `tf.functi
 import numpy as np
 import tensorflow as tf
 
+from mocse_tf.errors import check_choice
+
 # SciPy ndimage mode names -> how an out-of-range index maps back into [0, n).
 #   nearest: a a a | a b c d | d d d          (OpenCV BORDER_REPLICATE)
 #   reflect: c b a | a b c d | d c b          (half-sample symmetric; OpenCV BORDER_REFLECT)
@@ -19,8 +21,7 @@ BORDER_MODES = ("nearest", "reflect", "mirror", "wrap")
 
 def border_indices(n, before, after, mode):
     """Source indices, shape [before + n + after], that pad an axis of length n in the given SciPy mode."""
-    if mode not in BORDER_MODES:
-        raise ValueError(f"unknown border mode {mode!r}; expected one of {BORDER_MODES}")
+    check_choice("border mode", mode, BORDER_MODES)
     idx = np.arange(-before, n + after)
     if mode == "nearest":
         return np.clip(idx, 0, n - 1)

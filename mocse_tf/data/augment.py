@@ -8,7 +8,7 @@ RandAugment restricted to geometric and tone-mapping ops that are not benchmark 
 import keras
 import tensorflow as tf
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import check_choice
 
 AUGMENT_POLICIES = ("none", "standard", "augmented")
 
@@ -88,11 +88,7 @@ _POLICY_TEXT = {
 
 def check_policy(name):
     """Raises UsageError unless `name` is one of AUGMENT_POLICIES."""
-    if name not in AUGMENT_POLICIES:
-        raise UsageError(
-            f"unknown augmentation policy {name!r}: expected one of {', '.join(AUGMENT_POLICIES)} "
-            "(e.g. --augment=standard)"
-        )
+    check_choice("augmentation policy", name, AUGMENT_POLICIES)
 
 
 def describe_policy(name):

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from mocse_tf.data import cifar_local, synthetic, tfds_source
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.labels import NUMPY_LABEL_DTYPE
 
 DATASETS = ("synthetic", "cifar10", "cifar10_local", "cifar100")
@@ -42,10 +42,8 @@ def load_arrays(name, split, *, data_dir=None, local_dir=None, seed=0, num_examp
     (cifar10_local). seed: picks the synthetic set (the real sets ignore it). num_examples: keep the first n
     (deterministic; the real sets hold at most what their files hold; synthetic generates exactly n).
     """
-    if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)} (e.g. --dataset=synthetic)")
-    if split not in SPLITS:
-        raise UsageError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS)
     if num_examples is not None and (
         isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples <= 0
     ):

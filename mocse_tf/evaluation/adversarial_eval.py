@@ -31,7 +31,7 @@ import mocse_tf
 from mocse_tf import attacks, loading, ownership
 from mocse_tf.attacks import autoattack
 from mocse_tf.data import load_arrays
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.evaluation import config as eval_config
 from mocse_tf.evaluation import report as report_lib
 from mocse_tf.evaluation import sanity
@@ -159,8 +159,7 @@ def parse_attacks(spec, restarts=1):
 
 def check_budget(eps, norm):
     """The radius: eps as given, or the norm's usual one (8/255 for L-inf, 0.5 for L2) when eps is None."""
-    if norm not in NORMS:
-        raise UsageError(f"unknown --norm {norm!r}; choose linf or l2")
+    check_choice("norm", norm, NORMS)
     if eps is None:
         return DEFAULT_EPS[norm]
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:

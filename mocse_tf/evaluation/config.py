@@ -9,7 +9,7 @@ import dataclasses
 import math
 import os
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
 TOOLS = ("eval_c", "eval_adv", "make_c")
 # The attacks cost hundreds of forward and backward passes per image, so bin/eval_adv attacks the first 1000
@@ -85,8 +85,7 @@ class EvalConfig:
     def checked(self, tool):
         """A copy with `tool`'s defaults filled in (num_examples, output_dir) after checking every setting the tool
         reads that needs no data or model; raises UsageError naming the first bad value and the fix."""
-        if tool not in TOOLS:
-            raise ValueError(f"unknown evaluation tool {tool!r}; choose one of {', '.join(TOOLS)}")
+        check_choice("evaluation tool", tool, TOOLS)
         config = dataclasses.replace(self, models=tuple(self.models), model_names=tuple(self.model_names))
         for name in TOOL_FIELDS[tool]:  # NaN would pass the range checks below
             value = getattr(config, name)
@@ -112,10 +111,7 @@ class EvalConfig:
             config.severity_values()
             from mocse_tf.evaluation.sources import SOURCES
 
-            if config.source not in SOURCES:
-                raise UsageError(f"unknown --source {config.source!r}; choose tfds (official CIFAR-10-C through "
-                                 f"tfds), folder (a CIFAR-10-C layout folder, --c_dir) or generate (on the fly from "
-                                 f"--dataset)")
+            check_choice("source", config.source, SOURCES)
             if config.baseline is not None and config.baseline not in config.column_names():
                 raise UsageError(f"--baseline {config.baseline!r} is not one of the model names "
                                  f"({', '.join(config.column_names())}); name the models with --model_name")

@@ -1,6 +1,6 @@
 """Model builders: PreAct-ResNet-18 and MoCSE, and `build_network` that picks one by name."""
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import check_choice
 from mocse_tf.models.mocse import AGGREGATORS, DEFAULT_EXPERT_WIDTH, mocse
 from mocse_tf.models.preact_resnet import preact_resnet18
 
@@ -9,12 +9,12 @@ ARCHS = ("preact_resnet18", "mocse")
 
 def build_network(arch, num_classes=10, width=None, aggregate="margin"):
     """Builds a network by name; width None means the architecture's default (64, or 16 per MoCSE expert)."""
+    check_choice("arch", arch, ARCHS)
     if arch == "preact_resnet18":
         return preact_resnet18(num_classes=num_classes, width=64 if width is None else width)
     if arch == "mocse":
         return mocse(num_classes=num_classes, expert_width=DEFAULT_EXPERT_WIDTH if width is None else width,
                      aggregate=aggregate)
-    raise UsageError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
 __all__ = ["AGGREGATORS", "ARCHS", "DEFAULT_EXPERT_WIDTH", "build_network", "mocse", "preact_resnet18"]

@@ -8,7 +8,7 @@ output into one entry of the N-class logit vector.
 import keras
 from keras import ops
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.models.preact_resnet import check_positive_int, preact_resnet_body, torch_default_dense
 from mocse_tf.models.preprocessing import normalize_pixels, pixel_input
 
@@ -79,8 +79,7 @@ def mocse(num_classes=10, expert_width=DEFAULT_EXPERT_WIDTH, aggregate="margin",
     check_positive_int("expert_width", expert_width)
     if num_classes < 2:
         raise UsageError(f"MoCSE needs at least 2 classes (one expert each), got num_classes={num_classes}")
-    if aggregate not in AGGREGATORS:
-        raise UsageError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATORS)}")
+    check_choice("aggregate", aggregate, tuple(AGGREGATORS))
     pixels = pixel_input(input_shape)
     normalized = normalize_pixels(pixels)
     per_expert = []

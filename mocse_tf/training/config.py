@@ -4,7 +4,7 @@ import dataclasses
 import json
 import math
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -83,9 +83,7 @@ class TrainConfig:
             "weight_decay_mode": WEIGHT_DECAY_MODES,
         }
         for field, allowed in choices.items():
-            value = getattr(self, field)
-            if value not in allowed:
-                raise UsageError(f"unknown --{field}={value!r}; choose one of {', '.join(allowed)}")
+            check_choice(field, getattr(self, field), allowed)
         for field in dataclasses.fields(self):  # NaN passes every comparison below, so it is refused first
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):

@@ -18,7 +18,7 @@ import tempfile
 
 import tensorflow as tf
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -33,7 +33,7 @@ def make_strategy(name):
         return _multi_worker()
     if name == "tpu":
         return _tpu()
-    raise UsageError(f"unknown --strategy={name!r}; choose one of {', '.join(STRATEGIES)}")
+    check_choice("strategy", name, STRATEGIES)
 
 
 def _mirrored():

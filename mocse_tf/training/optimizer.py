@@ -18,6 +18,8 @@ PyTorch CIFAR references.
 import keras
 from keras import ops
 
+from mocse_tf.errors import check_choice
+
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 
 
@@ -54,9 +56,7 @@ class TorchSGD(keras.optimizers.SGD):
 def make_sgd(learning_rate, *, momentum, nesterov, weight_decay, weight_decay_mode="coupled"):
     """SGD for the trainer: `coupled` (default) is torch.optim.SGD's rule (TorchSGD); `decoupled` is Keras' own
     SGD with its decoupled decay (`w -= lr * wd * w` after the step) and lr-scaled momentum."""
-    if weight_decay_mode not in WEIGHT_DECAY_MODES:
-        raise ValueError(f"unknown weight_decay_mode {weight_decay_mode!r}; choose one of "
-                         f"{', '.join(WEIGHT_DECAY_MODES)}")
+    check_choice("weight_decay_mode", weight_decay_mode, WEIGHT_DECAY_MODES)
     if weight_decay_mode == "coupled":
         return TorchSGD(learning_rate, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov,

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import check_choice
 
 LR_SCHEDULES = ("cosine", "multistep", "onecycle")
 
@@ -39,4 +39,4 @@ def make_schedule(name, learning_rate, total_steps):
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     if name == "onecycle":
         return OneCycle(learning_rate, total_steps)
-    raise UsageError(f"unknown lr_schedule {name!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    check_choice("lr_schedule", name, LR_SCHEDULES)

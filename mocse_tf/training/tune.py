@@ -17,7 +17,7 @@ import numpy as np
 from absl import flags
 
 from mocse_tf.data import load_arrays, make_pipeline
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.files import read_json, write_json, write_text
 from mocse_tf.evaluation import accuracy
 from mocse_tf.evaluation.sources import clean_dataset
@@ -44,10 +44,8 @@ class SearchSettings:
     best_flagfile: str = ""  # "" = <tune_dir>/best.flags
 
     def validate(self, config):
-        if self.tuner not in TUNERS:
-            raise UsageError(f"unknown --tuner={self.tuner!r}; choose one of {', '.join(TUNERS)}")
-        if self.objective not in OBJECTIVES:
-            raise UsageError(f"unknown --objective={self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        check_choice("tuner", self.tuner, TUNERS)
+        check_choice("objective", self.objective, tuple(OBJECTIVES))
         if self.max_trials <= 0:
             raise UsageError(f"--max_trials must be a positive integer, got {self.max_trials}")
         if self.num_validation_examples < 0:

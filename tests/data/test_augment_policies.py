@@ -19,7 +19,7 @@ def test_policy_names_and_texts():
     text = describe_policy("augmented")
     for part in ("RandAugment", "2 different ops", "RandomRotation", "Solarization", "16x16", "cutout"):
         assert part in text
-    with pytest.raises(UsageError, match="unknown augmentation policy 'autoaugment': expected one of none, "
+    with pytest.raises(UsageError, match="unknown augmentation policy 'autoaugment'; choose one of none, "
                                          "standard, augmented"):
         describe_policy("autoaugment")
 

@@ -110,7 +110,7 @@ def test_multi_worker_run_on_localhost_ends_with_equal_weights(tmp_path):
 
 
 def test_strategy_flag_errors_are_usage_errors(monkeypatch):
-    with pytest.raises(UsageError, match="unknown --strategy='gpu'"):
+    with pytest.raises(UsageError, match="unknown strategy 'gpu'; choose one of default, mirrored"):
         TrainConfig(strategy="gpu").validate()
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(UsageError, match="needs the TF_CONFIG environment variable"):

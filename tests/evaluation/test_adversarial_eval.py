@@ -165,7 +165,7 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
 @pytest.mark.parametrize("arguments, fragment", [
     ({"models": []}, "no model to evaluate"),
     ({"eps": 2.0}, "--eps is a radius in \\[0, 1\\]"),
-    ({"norm": "l1"}, "unknown --norm 'l1'"),
+    ({"norm": "l1"}, "unknown norm 'l1'; choose one of linf, l2"),
     ({"restarts": 0}, "--restarts must be an integer >= 1"),
     ({"num_examples": -1}, "--num_examples must be 0"),
     ({"merge_with": "missing/report.json"}, "no such report"),

@@ -129,7 +129,7 @@ def test_model_name_and_baseline_errors(tiny_models, tmp_path):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], model_names=["a", "b"], output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="--baseline 'x' is not one of the model names"):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], baseline="x", output_dir=str(tmp_path)))
-    with pytest.raises(UsageError, match="unknown --source 'web'"):
+    with pytest.raises(UsageError, match="unknown source 'web'; choose one of tfds, folder, generate"):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], source="web", output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="no model to evaluate"):
         run_eval_c(EvalConfig(models=[], output_dir=str(tmp_path)))

@@ -68,9 +68,9 @@ def test_corruption_objective_uses_only_the_four_extra_corruptions():
 
 def test_bad_search_settings_are_usage_errors():
     config = TrainConfig()
-    with pytest.raises(UsageError, match="unknown --tuner='grid'"):
+    with pytest.raises(UsageError, match="unknown tuner 'grid'; choose one of random, hyperband, bayesian"):
         tune.SearchSettings(tuner="grid").validate(config)
-    with pytest.raises(UsageError, match="unknown --objective='robust'"):
+    with pytest.raises(UsageError, match="unknown objective 'robust'; choose one of clean, extra_corruptions"):
         tune.SearchSettings(objective="robust").validate(config)
     with pytest.raises(UsageError, match="severities from 1 to 5"):
         tune.SearchSettings(corruption_severities=(0, 2)).validate(config)

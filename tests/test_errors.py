@@ -1,0 +1,13 @@
+"""mocse_tf.errors.check_choice: the one check of every fixed set of names."""
+
+import pytest
+
+from mocse_tf.errors import UsageError, check_choice
+
+
+def test_a_known_name_is_returned_and_an_unknown_one_shows_the_value_and_the_choices():
+    assert check_choice("norm", "l2", ("linf", "l2")) == "l2"
+    with pytest.raises(UsageError) as caught:
+        check_choice("norm", "l1", ("linf", "l2"))
+    assert str(caught.value) == "unknown norm 'l1'; choose one of linf, l2"
+    assert isinstance(caught.value, ValueError)
