@@ -5,21 +5,16 @@ import subprocess
 import sys
 
 from mocse_tf import cli
-from tests.cli_helpers import assert_clean_error, tool_command, tool_env
+from tests.cli_helpers import assert_clean_error, finish, start_tool, tool_command, tool_env
 from tests.conftest import REPO_ROOT
 
 TOOLS = sorted(path.name for path in (REPO_ROOT / "bin").iterdir() if path.is_file())  # every tool, new ones too
 
 
-def _run_all(commands, timeout=180):
-    """Starts every command at once (each imports TensorFlow or absl: faster together), returns their results."""
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=tool_env()) for command in commands]
-    results = []
-    for command, process in zip(commands, processes):
-        stdout, stderr = process.communicate(timeout=timeout)
-        results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
-    return results
+def _run_all(calls, timeout=180):
+    """Starts every (tool, *args) at once (each imports absl or TensorFlow: faster together); their results."""
+    processes = [start_tool(*call) for call in calls]
+    return [subprocess.CompletedProcess(call, *finish(process, timeout)) for call, process in zip(calls, processes)]
 
 
 def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():
@@ -29,11 +24,11 @@ def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():
               ("train", "--learning_rate=nan", ["--learning_rate=nan", "finite"]),
               ("eval_adv", "--eps=inf", ["--eps=inf", "finite"]),
               ("train", "--flagfile=/nonexistent/x.flags", ["/nonexistent/x.flags"])]
-    commands = [tool_command(tool, arg) for tool, arg, _ in cases]
+    calls = [(tool, arg) for tool, arg, _ in cases]
     # A flag that does nothing is named in a warning before the tool goes on (here to a bad corruption name).
-    commands.append(tool_command("make_c", "--dataset=synthetic", "--data_dir=/x", "--output_dir=/tmp/unused",
-                                 "--corruptions=blizzard"))
-    results = _run_all(commands)
+    calls.append(("make_c", "--dataset=synthetic", "--data_dir=/x", "--output_dir=/tmp/unused",
+                  "--corruptions=blizzard"))
+    results = _run_all(calls)
     for (tool, arg, fragments), result in zip(cases, results):
         assert result.stdout == "", (tool, arg, result.stdout)
         assert_clean_error(result, *fragments)
@@ -43,9 +38,8 @@ def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():
 
 
 def test_help_exits_0_for_every_tool():
-    commands = [tool_command(tool, "--help") for tool in TOOLS] + [tool_command("eval_c", "--helpfull"),
-                                                                   tool_command("train", "--epochz", "--help")]
-    for command, result in zip(commands, _run_all(commands)):
+    calls = [(tool, "--help") for tool in TOOLS] + [("eval_c", "--helpfull"), ("train", "--epochz", "--help")]
+    for command, result in zip(calls, _run_all(calls)):
         assert result.returncode == 0, (command, result.stderr[-2000:])
         assert "--" in result.stdout and result.stderr == "", (command, result.stderr[-2000:])
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mocse_tf import loading
 from mocse_tf.errors import UsageError
-from tests.cli_helpers import assert_clean_error, tool_command, tool_env
+from tests.cli_helpers import assert_clean_error, finish, start_tool
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +64,11 @@ def test_foreign_models_get_one_line_naming_what_was_found_and_expected(foreign,
 def test_tools_refuse_foreign_models_with_one_line(foreign, tmp_path):
     image = tmp_path / "x.png"
     keras.utils.save_img(str(image), np.zeros((32, 32, 3), np.uint8))
-    commands = [tool_command("predict", "--model", foreign["float32_input"], image),
-                tool_command("eval_c", "--model", foreign["sequential"], "--source=generate", "--dataset=synthetic",
-                             "--num_examples=10", f"--output_dir={tmp_path / 'c'}")]
-    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tool_env())
-                 for c in commands]
+    processes = [start_tool("predict", "--model", foreign["float32_input"], image),
+                 start_tool("eval_c", "--model", foreign["sequential"], "--source=generate", "--dataset=synthetic",
+                            "--num_examples=10", f"--output_dir={tmp_path / 'c'}")]  # started together: faster
     for process, fragment in zip(processes, ["float32", "a single tensor"]):
-        stdout, stderr = process.communicate(timeout=300)
-        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        result = subprocess.CompletedProcess(process.args, *finish(process))
+        stderr = result.stderr
         assert_clean_error(result, fragment)
         assert len(stderr.splitlines()) <= 2, stderr  # no tensor dump, no traceback
