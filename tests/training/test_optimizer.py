@@ -90,3 +90,22 @@ def test_trainer_uses_coupled_decay_by_default_and_decoupled_only_when_asked():
 def test_unknown_weight_decay_mode_names_choices():
     with pytest.raises(ValueError, match="'l2'.*coupled, decoupled"):
         TrainConfig(weight_decay_mode="l2").validate()
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_torch_sgd_matches_torch_optim_sgd(nesterov):
+    """Peer check against torch.optim.SGD itself where PyTorch is installed (a test-only extra, never a runtime
+    dependency); the learning rate is set before every step to the same per-step cosine value."""
+    torch = pytest.importorskip("torch")
+    weights, gradients = problem(seed=3)
+    parameters = [torch.nn.Parameter(torch.tensor(w, dtype=torch.float64)) for w in weights]
+    reference = torch.optim.SGD(parameters, lr=PEAK_LR, momentum=0.9, weight_decay=5e-4, nesterov=nesterov)
+    for step, step_gradients in enumerate(gradients):
+        for group in reference.param_groups:
+            group["lr"] = cosine_lr(step, STEPS)
+        for parameter, grad in zip(parameters, step_gradients):
+            parameter.grad = torch.tensor(grad, dtype=torch.float64)
+        reference.step()
+    optimizer = TorchSGD(make_schedule("cosine", PEAK_LR, STEPS), momentum=0.9, nesterov=nesterov, weight_decay=5e-4)
+    for got, want in zip(keras_steps(optimizer, weights, gradients), parameters):
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=0, atol=1e-6)
