@@ -20,21 +20,31 @@ def tool_env():
     return env
 
 
-def run_tool(tool, *args, timeout=300, cwd=None):
-    return subprocess.run(tool_command(tool, *args), capture_output=True, text=True, timeout=timeout,
-                          env=tool_env(), cwd=cwd)
-
-
-def start_tool(tool, *args, cwd=REPO_ROOT):
-    """Starts a tool without waiting for it (several started together finish sooner); see `finish`."""
-    return subprocess.Popen(tool_command(tool, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=tool_env(), cwd=cwd)
+def start(command, cwd=None):
+    """Starts a command (see `tool_command`) without waiting for it; `finish` collects it."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tool_env(),
+                            cwd=cwd)
 
 
 def finish(process, timeout=300):
-    """(exit code, stdout, stderr) of a tool started with `start_tool`."""
+    """The CompletedProcess (exit code, stdout, stderr) of a started command."""
     stdout, stderr = process.communicate(timeout=timeout)
-    return process.returncode, stdout, stderr
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_tool(tool, *args, timeout=300, cwd=None):
+    return finish(start(tool_command(tool, *args), cwd), timeout)
+
+
+def outcome(result):
+    """(exit code, stdout, stderr) of a CompletedProcess, for `code, stdout, stderr = outcome(run_tool(...))`."""
+    return result.returncode, result.stdout, result.stderr
+
+
+def run_all(commands, timeout=300):
+    """Runs the commands side by side (each imports TensorFlow: faster together); their CompletedProcesses."""
+    processes = [start(command) for command in commands]
+    return [finish(process, timeout) for process in processes]
 
 
 def assert_clean_error(result, *fragments):

@@ -5,16 +5,15 @@ import subprocess
 import sys
 
 from mocse_tf import cli
-from tests.cli_helpers import assert_clean_error, finish, start_tool, tool_command, tool_env
+from tests.cli_helpers import assert_clean_error, run_all, tool_command, tool_env
 from tests.conftest import REPO_ROOT
 
 TOOLS = sorted(path.name for path in (REPO_ROOT / "bin").iterdir() if path.is_file())  # every tool, new ones too
 
 
-def _run_all(calls, timeout=180):
-    """Starts every (tool, *args) at once (each imports absl or TensorFlow: faster together); their results."""
-    processes = [start_tool(*call) for call in calls]
-    return [subprocess.CompletedProcess(call, *finish(process, timeout)) for call, process in zip(calls, processes)]
+def _run_all(calls):
+    """Runs every (tool, *args) side by side; their CompletedProcesses."""
+    return run_all([tool_command(*call) for call in calls], timeout=180)
 
 
 def test_bad_unknown_and_non_finite_flags_give_one_error_line_and_exit_2():

@@ -14,7 +14,7 @@ from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import adversarial_eval, report as report_lib
 from mocse_tf.evaluation.config import EvalConfig
 from mocse_tf.models import preact_resnet18
-from tests.cli_helpers import finish, start_tool
+from tests.cli_helpers import outcome, run_tool
 
 EPS = 8 / 255
 
@@ -128,7 +128,7 @@ def test_eval_adv_merges_its_rows_into_an_eval_c_report(tmp_path, exported_run):
         "other": {"path": "y", "clean": 0.7, "corruptions": {"gaussian_noise": {"1": 0.6, "3": 0.5}}},
     }, {"dataset": "synthetic", "source": "generate"}), str(eval_c))
     out = tmp_path / "merged"
-    code, stdout, stderr = finish(start_tool(
+    code, stdout, stderr = outcome(run_tool(
         "eval_adv", "--model", exported_run["saved_model"], "--dataset=synthetic", "--num_examples=60", "--batch_size=30",
         "--attacks=pgd3,apgd3_ce,pgd3_total", f"--merge_with={eval_c}", f"--output_dir={out}"))
     assert code == 0, stderr
@@ -154,7 +154,7 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
     lone = tmp_path / "lone" / "1"  # a SavedModel folder with no model.keras beside it
     lone.mkdir(parents=True)
     (lone / "saved_model.pb").write_bytes(b"")
-    code, stdout, stderr = finish(start_tool("eval_adv", "--model", str(lone), f"--output_dir={tmp_path / 'out'}"))
+    code, stdout, stderr = outcome(run_tool("eval_adv", "--model", str(lone), f"--output_dir={tmp_path / 'out'}"))
     assert code == 2, stderr
     error_lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1 and "Traceback" not in stderr, stderr

@@ -3,7 +3,6 @@
 .keras archive. Before, these gave 30- to 182-line tracebacks (one printed a whole image tensor) or "File not
 found" for a file that exists."""
 
-import subprocess
 
 import keras
 import numpy as np
@@ -12,7 +11,7 @@ import tensorflow as tf
 
 from mocse_tf import loading
 from mocse_tf.errors import UsageError
-from tests.cli_helpers import assert_clean_error, finish, start_tool
+from tests.cli_helpers import assert_clean_error, run_all, tool_command
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +63,9 @@ def test_foreign_models_get_one_line_naming_what_was_found_and_expected(foreign,
 def test_tools_refuse_foreign_models_with_one_line(foreign, tmp_path):
     image = tmp_path / "x.png"
     keras.utils.save_img(str(image), np.zeros((32, 32, 3), np.uint8))
-    processes = [start_tool("predict", "--model", foreign["float32_input"], image),
-                 start_tool("eval_c", "--model", foreign["sequential"], "--source=generate", "--dataset=synthetic",
-                            "--num_examples=10", f"--output_dir={tmp_path / 'c'}")]  # started together: faster
-    for process, fragment in zip(processes, ["float32", "a single tensor"]):
-        result = subprocess.CompletedProcess(process.args, *finish(process))
-        stderr = result.stderr
+    commands = [tool_command("predict", "--model", foreign["float32_input"], image),
+                tool_command("eval_c", "--model", foreign["sequential"], "--source=generate", "--dataset=synthetic",
+                             "--num_examples=10", f"--output_dir={tmp_path / 'c'}")]
+    for result, fragment in zip(run_all(commands), ["float32", "a single tensor"]):
         assert_clean_error(result, fragment)
-        assert len(stderr.splitlines()) <= 2, stderr  # no tensor dump, no traceback
+        assert len(result.stderr.splitlines()) <= 2, result.stderr  # no tensor dump, no traceback

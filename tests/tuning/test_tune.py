@@ -2,10 +2,7 @@
 bin/train accepts."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import keras_tuner
 import numpy as np
@@ -15,8 +12,7 @@ from mocse_tf import corruptions
 from mocse_tf.errors import UsageError
 from mocse_tf.training import tune
 from mocse_tf.training.config import TrainConfig
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.cli_helpers import run_tool
 
 
 def test_mocse_search_space_has_the_documented_hyperparameters():
@@ -144,10 +140,8 @@ def test_two_trial_search_resumes_and_writes_a_flagfile_bin_train_accepts(tmp_pa
                   tune.SearchSettings(max_trials=2, num_validation_examples=16, tune_dir=str(tune_dir)))
 
     # bin/train takes the flagfile as it is; run and export folders come from the command line.
-    completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bin" / "train"), f"--flagfile={flagfile}", "--num_test_examples=16",
-         f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--verbose=0"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    completed = run_tool("train", f"--flagfile={flagfile}", "--num_test_examples=16", f"--output_dir={tmp_path / 'run'}",
+                         f"--export_dir={tmp_path / 'exports'}", "--verbose=0", cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     trained = json.loads((tmp_path / "run" / "run_config.json").read_text())
     for name, value in summary["hyperparameters"].items():
