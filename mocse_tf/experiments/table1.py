@@ -37,6 +37,7 @@ CONFIG_FILE = "table1_config.json"
 MARKDOWN_FILE = "table1.md"
 REPORT_FILE = "report.json"
 CSV_FILE = "table1.csv"
+RATES_FILE = "progress_rates.json"  # seconds per forward-pass equivalent measured so far, per stage and network
 
 
 @dataclasses.dataclass
@@ -268,21 +269,24 @@ class Progress:
     """One line per run and stage with the time spent and an estimate of what is left.
 
     The estimate prices every unfinished stage in forward-pass equivalents at the seconds per unit measured so far
-    in this invocation for the same stage kind and network (or any stage, before that is known)."""
+    for the same stage kind and network (or the same network, or any stage, before that is known). Measurements
+    are kept in `rates_path` (when given), so a resumed table estimates from its first line on."""
 
-    def __init__(self, stages, log):
+    def __init__(self, stages, log, rates_path=None):
         self.stages = stages  # {(run name, stage): {"units", "arch", "done"}}
         self.log = log
         self.started = time.time()
-        self.measured = {}  # (stage, arch) -> [seconds, units]
+        self.rates_path = rates_path
+        stored = read_json(rates_path, default={}) if rates_path else {}
+        self.measured = {tuple(key.split("/")): value for key, value in stored.items()}  # (stage, arch) -> [s, units]
 
     def rate(self, stage, arch):
-        seconds, units = self.measured.get((stage, arch), (0.0, 0.0))
-        if units:
-            return seconds / units
-        seconds = sum(s for s, _ in self.measured.values())
-        units = sum(u for _, u in self.measured.values())
-        return seconds / units if units else None
+        for keys in ([(stage, arch)], [k for k in self.measured if k[1] == arch], list(self.measured)):
+            seconds = sum(self.measured[k][0] for k in keys if k in self.measured)
+            units = sum(self.measured[k][1] for k in keys if k in self.measured)
+            if units:
+                return seconds / units
+        return None
 
     def left(self):
         total = 0.0
@@ -304,6 +308,8 @@ class Progress:
             bucket = self.measured.setdefault((stage, run.arch), [0.0, 0.0])
             bucket[0] += seconds_now
             bucket[1] += units_now
+            if self.rates_path:
+                write_json(self.rates_path, {"/".join(key): value for key, value in self.measured.items()})
 
     def line(self, index, total, run, text):
         left = self.left()
@@ -452,7 +458,7 @@ def run_table1(config, log=print):
             finished = os.path.isfile(os.path.join(_eval_dir(config, run, stage), "report.json"))
             stages[(run.name, stage)] = {"units": forward_equivalents({stage: costs[stage]}), "arch": run.arch,
                                          "done": 1.0 if finished else 0.0}
-    progress = Progress(stages, log)
+    progress = Progress(stages, log, rates_path=os.path.join(config.output_dir, RATES_FILE))
 
     for index, run in enumerate(runs, 1):
         train_cfg = train_config(config, run, aggregates)

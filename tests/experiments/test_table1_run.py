@@ -63,6 +63,7 @@ def test_rerun_skips_finished_work_and_redoes_only_what_is_missing(tmp_path, fak
     lines.clear()
     table1.run_table1(config, log=lines.append)
     assert fake_stages == [("make_c", "")]  # make_c itself skips complete corruptions
+    assert "estimate after" not in lines[0]  # the rates measured by the first invocation were kept
     assert sum("skipped" in line for line in lines) == 4 * 3
 
     # A lost evaluation and a training stopped after its first epoch: only those are redone, the training resumed.
