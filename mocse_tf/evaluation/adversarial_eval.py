@@ -256,9 +256,12 @@ def run_autoattack_spec(predictor, network, images01, labels, *, eps, norm, batc
     return result, stages
 
 
-def sanity_checks(predictor, network, images01, labels, specs, stages, autoattack_result, *, batch_size, bce_weight,
-                  log, model_name):
-    """The report's "sanity" section of one model (see sanity.py); warnings are also passed to `log`."""
+def sanity_checks(predictor, images01, labels, specs, stages, autoattack_result, *, batch_size, bce_weight,
+                  log, model_name, is_clean_correct):
+    """The report's "sanity" section of one model (see sanity.py); warnings are also passed to `log`. The
+    zero-gradient fractions are over the clean-correct images, the ones the attacks attack."""
+    repeat_images = images01[:batch_size]
+    images01, labels = images01[is_clean_correct], labels[is_clean_correct]
     zero = {}
     for spec in specs:
         if spec.kind != AUTOATTACK:
@@ -268,7 +271,7 @@ def sanity_checks(predictor, network, images01, labels, specs, stages, autoattac
         if stage.objective is not None:
             zero[f"{AUTOATTACK} {stage.name}"] = sanity.zero_gradient_fraction(
                 predictor.forward, images01, labels, stage.objective, targeted=stage.targeted, batch_size=batch_size)
-    largest, repeatable = sanity.repeatability(predictor.forward, images01[:batch_size])
+    largest, repeatable = sanity.repeatability(predictor.forward, repeat_images)
     warnings = [sanity.zero_gradient_warning(name, fraction) for name, fraction in zero.items() if fraction > 0]
     if not repeatable:
         warnings.append(sanity.randomness_warning(largest))
@@ -321,8 +324,9 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
             f"({time.perf_counter() - started:.1f} s)")
     results["worst_case"] = float(survivors.mean())
     results["worst_case_of"] = chosen
-    results["sanity"] = sanity_checks(predictor, network, images01, labels, chosen, stages, autoattack_result,
-                                      batch_size=batch_size, bce_weight=bce_weight, log=log, model_name=model_name)
+    results["sanity"] = sanity_checks(predictor, images01, labels, chosen, stages, autoattack_result,
+                                      batch_size=batch_size, bce_weight=bce_weight, log=log, model_name=model_name,
+                                      is_clean_correct=is_clean_correct)
     return results
 
 
