@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from mocse_tf.attacks import geometry, objectives
+from mocse_tf.attacks import geometry
 from mocse_tf.attacks.apgd import NUM_TARGETS, apgd, apgd_targeted
 from mocse_tf.attacks.checks import check_count, check_eps
 from mocse_tf.errors import UsageError
