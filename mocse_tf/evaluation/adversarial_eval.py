@@ -58,10 +58,12 @@ OBJECTIVES = {
 # "default": the attacks every model gets, then those aimed at MoCSE's experts (run on models that have them).
 DEFAULT_ATTACKS = ("pgd20", "pgd50", "apgd_ce", "apgd_dlr")
 DEFAULT_EXPERT_ATTACKS = ("apgd_total", "apgd_bce")
-_NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgd)(?P<steps>\d*)(?:_(?P<objective>[a-z]+))?$")
+_NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgdt|apgd)(?P<steps>\d*)(?:_(?P<objective>[a-z]+))?$")
 ATTACK_HELP = ("autoattack (AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square, + two attacks on the "
                "experts' margins on MoCSE), fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), "
                "apgd[<k>]_<objective> (apgd_ce, apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), "
+               "apgdt[<k>][_<objective>] (APGD-T: targeted DLR, or a margin objective, towards the --targets "
+               "runner-up classes in turn; apgdt, apgdt_margindlr), "
                "objectives ce, dlr, cw, total (MoCSE's CE + BCE), bce (the experts' BCE), margincw and margindlr (CW "
                "and DLR losses of the experts' margins z_true - z_false), or 'default' = "
                f"{','.join(DEFAULT_ATTACKS)} (+ {','.join(DEFAULT_EXPERT_ATTACKS)} on MoCSE)")
@@ -88,6 +90,8 @@ class AttackSpec:
         restarts = f"x{self.restarts}" if self.restarts > 1 else ""
         if self.kind == "fgsm":
             head = f"FGSM, {objective}"
+        elif self.kind == "apgdt":
+            head = f"APGD-T-{self.steps}{restarts}, {objective}"
         elif self.kind == "pgd":
             head = f"PGD-{self.steps}{restarts}, {objective}"
         else:
@@ -125,7 +129,7 @@ def parse_attack(name, restarts):
         raise UsageError(f"--attacks {name!r}: say how many PGD steps, e.g. pgd20 or pgd50")
     if kind == "apgd" and not suffix:
         raise UsageError(f"--attacks {name!r}: name APGD's objective, e.g. apgd_ce or apgd_dlr")
-    suffix = suffix or "ce"
+    suffix = suffix or ("dlr" if kind == "apgdt" else "ce")
     if suffix not in OBJECTIVES:
         raise UsageError(f"--attacks {name!r}: unknown objective {suffix!r}; choose one of {', '.join(OBJECTIVES)}")
     steps = int(steps) if steps else (1 if kind == "fgsm" else APGD_DEFAULT_STEPS)
@@ -176,7 +180,7 @@ def applicable(specs, has_experts):
 # --- attacking -----------------------------------------------------------------------------------------------
 
 
-def make_attack(spec, eps, norm, bce_weight):
+def make_attack(spec, eps, norm, bce_weight, num_targets=autoattack.NUM_TARGETS):
     """The mocse_tf.attacks.Attack of a spec; evaluation keeps, per example, a fooling point if any was visited."""
     settings = dict(eps=eps, norm=norm, steps=spec.steps, objective=spec.objective, bce_weight=bce_weight)
     if spec.kind == "fgsm":
@@ -184,6 +188,8 @@ def make_attack(spec, eps, norm, bce_weight):
     if spec.kind == "pgd":
         return attacks.make_attack("pgd", step_size=PGD_STEP_FRACTION * eps, restarts=spec.restarts,
                                    keep="misclassified", **settings)
+    if spec.kind == "apgdt":
+        return attacks.make_attack("apgd_t", restarts=spec.restarts, num_targets=num_targets, **settings)
     return attacks.make_attack("apgd", restarts=spec.restarts, keep="misclassified", **settings)
 
 
@@ -266,7 +272,8 @@ def sanity_checks(predictor, images01, labels, specs, stages, autoattack_result,
     for spec in specs:
         if spec.kind != AUTOATTACK:
             zero[spec.name] = sanity.zero_gradient_fraction(predictor.forward, images01, labels, spec.objective,
-                                                            batch_size=batch_size, bce_weight=bce_weight)
+                                                            targeted=spec.kind == "apgdt", batch_size=batch_size,
+                                                            bce_weight=bce_weight)
     for stage in stages:
         if stage.objective is not None:
             zero[f"{AUTOATTACK} {stage.name}"] = sanity.zero_gradient_fraction(
@@ -313,7 +320,7 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
             results["stages"] = {name: float(after.mean()) for name, after in autoattack_result.robust_after.items()}
             advance(len(labels))
         else:
-            attack = make_attack(spec, eps, norm, bce_weight)
+            attack = make_attack(spec, eps, norm, bce_weight, num_targets)
             robust = robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size,
                                     seed * 1_000_003 + index, advance)
             advance(len(labels) - int(is_clean_correct.sum()))  # the images already wrong are not attacked
@@ -422,7 +429,7 @@ def run_eval_adv(config, *, command=None, log=print):
         classifier = loading.load_model(path, need_network=True)
         loading.check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
         networks[name], keras_paths[name] = classifier.network, os.path.abspath(classifier.path)
-    if any(s.kind == AUTOATTACK for s in specs):
+    if any(s.kind in (AUTOATTACK, "apgdt") for s in specs):
         for name, network in networks.items():
             classes = int(network.output["logits"].shape[-1])
             if config.targets >= classes:

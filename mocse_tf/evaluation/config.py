@@ -64,13 +64,15 @@ class EvalConfig:
                             "AutoAttack's standard version, APGD-CE, APGD-T, FAB-T and Square, each on the images "
                             "still robust, a row after each stage and its worst case; on MoCSE also APGD on the "
                             "experts' margins), fgsm, pgd<k>[_<objective>] (pgd20, pgd50; step eps/4), "
+                            "apgdt[<k>][_<objective>] (APGD-T, targeted DLR towards each of --targets runner-up "
+                            "classes; 100 steps each), "
                             "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, cw, total "
                             "(MoCSE CE + BCE), bce (the experts' BCE), margincw and margindlr (CW and DLR losses of "
                             "the experts' margins); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
                             "MoCSE models, apgd_total,apgd_bce.")
     square_queries: int = _setting(5000, "integer", "Query budget of the Square attack in --attacks=autoattack "
                                    "(the standard version's 5000).")
-    targets: int = _setting(9, "integer", "Target classes of APGD-T and FAB-T in --attacks=autoattack (the "
+    targets: int = _setting(9, "integer", "Target classes of APGD-T and FAB-T in --attacks=autoattack and apgdt (the "
                             "standard version's 9: the classes ranked 2nd to 10th by the clean logits); fewer than "
                             "the model's classes.")
     restarts: int = _setting(1, "integer", "Random restarts of every PGD and APGD attack (e.g. 5 or 10 for a final "

@@ -60,6 +60,10 @@ def test_attack_names_and_labels():
     assert (pgd.objective, pgd.needs_experts, pgd.only_if_experts) == ("mocse_total", True, False)
     assert apgd.label(4 / 255, "linf") == "APGD-12, expert BCE (Linf 4/255)"
     assert adversarial_eval.check_budget(None, "l2") == 0.5 and adversarial_eval.check_budget(None, "linf") == EPS
+    apgdt, apgdt_margin = adversarial_eval.parse_attacks("apgdt,apgdt50_margindlr")
+    assert (apgdt.kind, apgdt.steps, apgdt.objective, apgdt.label(EPS, "linf")) == (
+        "apgdt", 100, "dlr", "APGD-T-100, DLR (Linf 8/255)")
+    assert (apgdt_margin.steps, apgdt_margin.objective, apgdt_margin.needs_experts) == (50, "margin_dlr", True)
     margin_cw, margin_dlr = adversarial_eval.parse_attacks("apgd_margincw,apgd20_margindlr")
     assert (margin_cw.objective, margin_cw.needs_experts, margin_dlr.objective) == ("margin_cw", True, "margin_dlr")
     assert margin_cw.label(EPS, "linf") == "APGD-100, experts' CW margin (Linf 8/255)"
@@ -83,7 +87,7 @@ def test_bad_attack_names(spec, fragment):
 def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
     test = load_arrays("synthetic", "test", num_examples=80)
     images01 = test.images.astype(np.float32) / 255.0
-    specs = adversarial_eval.parse_attacks("fgsm,pgd4,apgd4_dlr,pgd4_total,pgd4_bce")
+    specs = adversarial_eval.parse_attacks("fgsm,pgd4,apgd4_dlr,apgdt3,pgd4_total,pgd4_bce")
     results = adversarial_eval.evaluate_network(trained_expert_net, specs, images01, test.labels, eps=EPS,
                                                 norm="linf", batch_size=50, log=lambda line: None)
     correct = results["correct"]
@@ -100,7 +104,7 @@ def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
 
     # Attacks on the experts' outputs run only on networks that have experts.
     plain = keras.Model(trained_expert_net.input, {"logits": trained_expert_net.output["logits"]})
-    plain_results = adversarial_eval.evaluate_network(plain, specs[:1] + specs[3:], images01[:10], test.labels[:10],
+    plain_results = adversarial_eval.evaluate_network(plain, specs[:1] + specs[4:], images01[:10], test.labels[:10],
                                                       eps=EPS, norm="linf", log=lambda line: None)
     assert [s.name for s in plain_results["robust"]] == ["fgsm"]
 
