@@ -197,7 +197,7 @@ def define_flags(tool, flag_values=None):
     """Defines the absl flags of `tool` (one per EvalConfig field it reads), defaults and help from the fields."""
     from absl import flags
 
-    flag_values = flag_values or flags.FLAGS
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     for field in dataclasses.fields(EvalConfig):
         if field.name not in TOOL_FIELDS[tool]:
             continue
@@ -210,7 +210,7 @@ def config_from_flags(tool, flag_values=None):
     """The EvalConfig holding `tool`'s parsed flag values."""
     from absl import flags
 
-    flag_values = flag_values or flags.FLAGS
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     return EvalConfig(**{field.name: flag_values[field.metadata["flag"] or field.name].value
                          for field in dataclasses.fields(EvalConfig) if field.name in TOOL_FIELDS[tool]})
 
