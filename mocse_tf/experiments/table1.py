@@ -24,6 +24,7 @@ from mocse_tf.errors import UsageError
 from mocse_tf.experiments import seed_statistics
 from mocse_tf.training.config import TrainConfig
 from mocse_tf.files import read_json, write_csv, write_json, write_text
+from mocse_tf.progress import format_seconds
 
 REGIMES = ("standard", "adversarial", "augmented")
 ARCHS = ("preact_resnet18", "mocse")
@@ -104,26 +105,26 @@ def parse_seeds(spec):
     return tuple(seeds)
 
 
-def parse_rows(spec):
+def _names(what, spec, choices):
+    """The comma-separated names of `spec`, each one of `choices`."""
     items = [s.strip() for s in str(spec).split(",") if s.strip()]
     if not items:
-        raise UsageError(f"no row in {spec!r}; choose from {', '.join(REGIMES)}")
-    unknown = [item for item in items if item not in REGIMES]
+        raise UsageError(f"no {what} in {spec!r}; choose from {', '.join(choices)}")
+    unknown = [item for item in items if item not in choices]
     if unknown:
-        raise UsageError(f"unknown row {unknown[0]!r}; choose from {', '.join(REGIMES)} (comma-separated)")
+        raise UsageError(f"unknown {what} {unknown[0]!r}; choose from {', '.join(choices)} (comma-separated)")
+    return items
+
+
+def parse_rows(spec):
+    items = _names("row", spec, REGIMES)
     return tuple(r for r in REGIMES if r in items)
 
 
 def parse_aggregates(spec):
     from mocse_tf.models import AGGREGATORS
 
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not items:
-        raise UsageError(f"no MoCSE aggregate in {spec!r}; choose from {', '.join(AGGREGATORS)}")
-    unknown = [item for item in items if item not in AGGREGATORS]
-    if unknown:
-        raise UsageError(f"unknown MoCSE aggregate {unknown[0]!r}; choose from {', '.join(AGGREGATORS)}")
-    return tuple(dict.fromkeys(items))
+    return tuple(dict.fromkeys(_names("MoCSE aggregate", spec, tuple(AGGREGATORS))))
 
 
 def validate(config):
@@ -256,15 +257,6 @@ def forward_equivalents(costs):
 # --- progress -------------------------------------------------------------------------------------------------
 
 
-def _duration(seconds):
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
 class Progress:
     """One line per run and stage with the time spent and an estimate of what is left.
 
@@ -313,9 +305,9 @@ class Progress:
 
     def line(self, index, total, run, text):
         left = self.left()
-        estimate = "estimate after the first measured stage" if left is None else f"~{_duration(left)} left"
+        estimate = "estimate after the first measured stage" if left is None else f"~{format_seconds(left)} left"
         self.log(f"[{index}/{total}] {run.regime} {run.model} seed {run.seed}: {text} | table "
-                 f"{_duration(time.time() - self.started)} elapsed, {estimate}")
+                 f"{format_seconds(time.time() - self.started)} elapsed, {estimate}")
 
 
 # --- the table folder -------------------------------------------------------------------------------------------
@@ -446,7 +438,7 @@ def run_table1(config, log=print):
     if config.corruption_source == "generate":
         started = time.time()
         _make_corrupted_set(config)
-        log(f"corrupted test set ready in {_corrupted_dir(config)} ({_duration(time.time() - started)})")
+        log(f"corrupted test set ready in {_corrupted_dir(config)} ({format_seconds(time.time() - started)})")
 
     stages = {}
     for run in runs:
@@ -480,7 +472,7 @@ def run_table1(config, log=print):
                 accuracy = logs.get("val_accuracy")
                 progress.line(index, len(runs), run, f"train epoch {epoch}/{config.epochs}"
                               + (f", test accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
-                              + f", run {_duration(now - clock['start'])}")
+                              + f", run {format_seconds(now - clock['start'])}")
 
             progress.line(index, len(runs), run, "training starts" if start_epoch == 0
                           else f"training resumes after epoch {start_epoch}/{config.epochs}")
@@ -496,7 +488,7 @@ def run_table1(config, log=print):
             started = time.time()
             evaluate(config, run, keras_path, output_dir)
             progress.record(run, stage, 1.0, time.time() - started, stages[(run.name, stage)]["units"])
-            progress.line(index, len(runs), run, f"{stage} evaluation done in {_duration(time.time() - started)}")
+            progress.line(index, len(runs), run, f"{stage} evaluation done in {format_seconds(time.time() - started)}")
     table = build_table(config, runs, aggregates)
     return write_table(table, config.output_dir)
 
