@@ -15,6 +15,7 @@ speed only, at a reduced scale (--resnet_images, --resnet_steps, --resnet_querie
 
   python bench/autoattack.py                       # both models, defaults below
   python bench/autoattack.py --models=small --images=200 --queries=1000
+  python bench/autoattack.py --models=small --attacks=Square --repeats=3
 """
 
 import argparse
@@ -172,6 +173,8 @@ def main():
     parser.add_argument("--clean_epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--attacks", default="APGD-CE,APGD-T,Square",
+                        help="which rows to measure, comma-separated (the ResNet rows skip APGD-T)")
     parser.add_argument("--cache", default="/tmp/mocse_tf_bench_small_pgd_v2.keras",
                         help="where the trained small net is kept between runs ('' to retrain every time)")
     parser.add_argument("--resnet_width", type=int, default=64)
@@ -179,6 +182,10 @@ def main():
     parser.add_argument("--resnet_steps", type=int, default=10)
     parser.add_argument("--resnet_queries", type=int, default=30)
     args = parser.parse_args()
+    wanted = args.attacks.split(",")
+    unknown = sorted(set(wanted) - {"APGD-CE", "APGD-T", "Square"})
+    if unknown:
+        parser.error(f"--attacks takes APGD-CE, APGD-T, Square; got {', '.join(unknown)}")
     eps = 8 / 255
     test = load_arrays("cifar10_local", "test", local_dir=DATA)
     x, y = test.images.astype(np.float32) / 255.0, np.asarray(test.labels, np.int64)
@@ -192,7 +199,8 @@ def main():
             if args.cache:
                 network.save(args.cache)
         compare("small conv net, PGD-trained", network, x[:args.images], y[:args.images], eps=eps, steps=args.steps,
-                queries=args.queries, batch=args.batch, names=("APGD-CE", "APGD-T", "Square"), repeats=args.repeats)
+                queries=args.queries, batch=args.batch,
+                names=[n for n in ("APGD-CE", "APGD-T", "Square") if n in wanted], repeats=args.repeats)
     if "resnet" in args.models:
         from mocse_tf.models import preact_resnet18
 
@@ -203,7 +211,8 @@ def main():
         predicted = np.argmax(network(images * 255.0)["logits"].numpy(), axis=1)
         compare(f"PreAct-ResNet-18 width {args.resnet_width}, untrained (speed only, reduced scale)", network,
                 images, predicted, eps=eps, steps=args.resnet_steps,
-                queries=args.resnet_queries, batch=args.resnet_images, names=("APGD-CE", "Square"),
+                queries=args.resnet_queries, batch=args.resnet_images,
+                names=[n for n in ("APGD-CE", "Square") if n in wanted],
                 repeats=args.repeats)
 
 

@@ -100,17 +100,28 @@ def _l2_pattern_table(largest, canvas):
     return table
 
 
-def _window_mask(top, left, side, height, width):
-    """1.0 inside each example's side x side window at (top, left), else 0; shape [n, H, W, 1]."""
-    rows, cols = tf.range(height), tf.range(width)
-    in_rows = tf.logical_and(rows[None] >= top[:, None], rows[None] < (top + side)[:, None])
-    in_cols = tf.logical_and(cols[None] >= left[:, None], cols[None] < (left + side)[:, None])
-    mask = tf.logical_and(in_rows[:, :, None], in_cols[:, None, :])
-    return tf.cast(mask, tf.float32)[..., None]
+def _band_table(length):
+    """Row (side * length + start) is 1.0 at positions start .. start + side - 1 of `length`, else 0: the 1D
+    extent of every window of side 0 .. length at every start; shape [(length + 1) * length, length]."""
+    side = np.arange(length + 1)[:, None, None]
+    start = np.arange(length)[None, :, None]
+    position = np.arange(length)[None, None, :]
+    bands = (position >= start) & (position < start + side)
+    return tf.constant(bands.reshape([-1, length]), tf.float32)
 
 
-def _placed_pattern(table, side, top, left, transpose, height, width):
-    """Each example's window pattern of `side` (transposed where `transpose`) placed at (top, left); [n, H, W, 1]."""
+def _window_mask(top, left, side, height, width, bands=None):
+    """1.0 inside each example's side x side window at (top, left), else 0; shape [n, H, W, 1]. bands: the
+    (row, column) `_band_table`s if already built (inside a loop: built once outside)."""
+    row_bands, col_bands = bands if bands is not None else (_band_table(height), _band_table(width))
+    in_rows = tf.gather(row_bands, side * height + top)
+    in_cols = tf.gather(col_bands, side * width + left)
+    return in_rows[:, :, None, None] * in_cols[:, None, :, None]
+
+
+def _placed_pattern(table, side, top, left, transpose, height, width, window):
+    """Each example's window pattern of `side` (transposed where `transpose`) placed at (top, left), cut to
+    `window` (that window's `_window_mask`); [n, H, W, 1]."""
     pattern = tf.gather(table, side)
     rows = tf.clip_by_value(tf.range(height)[None] - top[:, None], 0, height - 1)
     cols = tf.clip_by_value(tf.range(width)[None] - left[:, None], 0, width - 1)
@@ -119,7 +130,7 @@ def _placed_pattern(table, side, top, left, transpose, height, width):
         return tf.gather(tf.gather(square, rows), cols, axis=2, batch_dims=1)
 
     placed = tf.where(transpose[:, None, None], place(tf.transpose(pattern)), place(pattern))
-    return placed[..., None] * _window_mask(top, left, side, height, width)
+    return placed[..., None] * window
 
 
 def _per_channel_l2(values):
@@ -161,24 +172,39 @@ def l2_tiles_start(x, eps, seed):
 def linf_proposal(x, x_best, eps, side, top, left, signs):
     """The L-inf candidate: each example's window at (top, left) of side `side` moves by 2 eps * signs (one sign
     per channel, [n, C]) from the current best, then everything is projected onto the eps box and [0, 1]."""
-    mask = _window_mask(top, left, side, x.shape[1], x.shape[2])
-    candidate = x_best + mask * (2.0 * eps) * signs[:, None, None, :]
-    candidate = tf.clip_by_value(candidate, x - eps, x + eps)
-    return tf.clip_by_value(candidate, 0.0, 1.0)
+    bands = (_band_table(x.shape[1]), _band_table(x.shape[2]))
+    return _linf_windowed(x_best, *_linf_bounds(x, eps), bands, side, top, left, eps, signs)
 
 
-def l2_proposal(x, x_best, eps, table, side, top, left, top2, left2, signs, transpose):
+def _linf_bounds(x, eps):
+    """Where the eps box around x meets [0, 1]: clipping to these is clipping to the box, then to [0, 1]."""
+    return tf.maximum(x - eps, 0.0), tf.minimum(x + eps, 1.0)
+
+
+def _linf_windowed(x_best, low, high, bands, side, top, left, eps, signs):
+    """`linf_proposal` from the eps-box bounds and the `_band_table`s. The window's step is one outer product (a
+    batched matmul with inner size 1, so every entry is a single exact product): rows [n, H, 1] times columns x
+    signs [n, 1, W * C]; a broadcast multiply of a [n, H, W, 1] mask by [n, 1, 1, C] signs costs far more."""
+    height, width, channels = x_best.shape[1], x_best.shape[2], x_best.shape[3]
+    in_rows = tf.gather(bands[0], side * height + top)
+    in_cols = tf.gather(bands[1], side * width + left)
+    across = tf.reshape(in_cols[:, :, None] * ((2.0 * eps) * signs)[:, None, :], [-1, 1, width * channels])
+    step = tf.reshape(tf.matmul(in_rows[:, :, None], across), [-1, height, width, channels])
+    return tf.clip_by_value(x_best + step, low, high)
+
+
+def l2_proposal(x, x_best, eps, table, side, top, left, top2, left2, signs, transpose, bands=None):
     """The L2 candidate: the perturbation's mass in window 1 (at top, left) and window 2 (at top2, left2) is
     moved into window 1, as a fresh pattern (random sign per channel) plus the old content of window 1, with the
     norm that keeps the whole perturbation at eps; window 2 is cleared; the result is rescaled to norm eps and
-    clipped to [0, 1]. table: `_l2_pattern_table`; signs [n, C]; transpose bool [n]."""
+    clipped to [0, 1]. table: `_l2_pattern_table`; signs [n, C]; transpose bool [n]; bands: see `_window_mask`."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     delta = x_best - x
-    window1 = _window_mask(top, left, side, height, width)
-    window2 = _window_mask(top2, left2, side, height, width)
+    window1 = _window_mask(top, left, side, height, width, bands)
+    window2 = _window_mask(top2, left2, side, height, width, bands)
     both = tf.maximum(window1, window2)
     image_norm = geometry.per_example(geometry.l2_norm(delta), delta)
-    fresh = _placed_pattern(table, side, top, left, transpose, height, width) * signs[:, None, None, :]
+    fresh = _placed_pattern(table, side, top, left, transpose, height, width, window1) * signs[:, None, None, :]
     moved = fresh + delta * window1 / (_TINY + _per_channel_l2(delta * window1))
     budget = tf.maximum(tf.square(eps) - tf.square(image_norm), 0.0) / channels
     moved = moved / (_TINY + _per_channel_l2(moved)) * tf.sqrt(budget + tf.square(_per_channel_l2(delta * both)))
@@ -210,7 +236,7 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, tabl
     x_prev, margin_prev, loss_prev = previous
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     batch = tf.shape(x)[0]
-    queries = len(sizes)
+    queries, sizes_list = len(sizes), sizes
     sizes = tf.constant(sizes, tf.int32)
 
     def score(x_query, index):
@@ -227,37 +253,45 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, tabl
     margin_run = tf.tensor_scatter_nd_update(margin_prev, rows, start_margin)
     loss_run = tf.tensor_scatter_nd_update(loss_prev, rows, start_loss)
 
-    def draw(iteration, side):
-        """This iteration's window positions, signs and orientations for every example (then gathered), so an
-        example's draws depend on the seed, the iteration and its own index only."""
-        step_seed = starts.derived_seed(starts.derived_seed(seed, 1), iteration)
-        uniform = tf.random.stateless_uniform([batch, 5], step_seed)
-        top = tf.cast(tf.floor(uniform[:, 0] * tf.cast(height - side, tf.float32)), tf.int32)
-        left = tf.cast(tf.floor(uniform[:, 1] * tf.cast(width - side, tf.float32)), tf.int32)
-        top2 = tf.cast(tf.floor(uniform[:, 2] * tf.cast(height - side, tf.float32)), tf.int32)
-        left2 = tf.cast(tf.floor(uniform[:, 3] * tf.cast(width - side, tf.float32)), tf.int32)
-        signs = tf.sign(tf.random.stateless_uniform([batch, channels], starts.derived_seed(step_seed, 1), -1.0, 1.0))
-        return top, left, top2, left2, signs, uniform[:, 4] > 0.5
+    # Loop invariants, built once: the per-iteration tables and seeds, the window bands, the L-inf bounds.
+    spans = tf.constant([[height - side, width - side] for side in sizes_list], tf.float32)
+    step_seeds = starts.derived_seed(seed, 1)
+    step_head = starts.derived_seed(step_seeds, tf.constant(0))[0]  # derived_seed(s, i) = [f(s), i]
+    draw_shape, sign_shape = tf.stack([batch, 5]), tf.stack([batch, channels])
+    bands = (_band_table(height), _band_table(width))
+    if norm == "linf":
+        low, high = _linf_bounds(x, eps)
+
+    def draw(iteration):
+        """This iteration's window positions, signs and orientations for every example, so an example's draws
+        depend on the seed, the iteration and its own index only (the same as `derived_seed`-ing per step)."""
+        step_seed = tf.stack([step_head, iteration])  # = starts.derived_seed(step_seeds, iteration)
+        uniform = tf.random.stateless_uniform(draw_shape, step_seed)
+        span = tf.gather(spans, iteration)
+        corners = tf.cast(tf.floor(uniform[:, :4] * tf.tile(span, [2])), tf.int32)
+        signs = tf.sign(tf.random.stateless_uniform(sign_shape, starts.derived_seed(step_seed, 1), -1.0, 1.0))
+        return corners, signs, uniform[:, 4] > 0.5
 
     def body(iteration, x_best, margin, loss):
-        index = tf.where(margin > 0)[:, 0]
+        # Every example's candidate is built (cheap elementwise work), only the ones not yet fooled are queried.
+        active = margin > 0
+        index = tf.where(active)[:, 0]
         side = tf.gather(sizes, iteration)
-        top, left, top2, left2, signs, transpose = [tf.gather(v, index) for v in draw(iteration, side)]
-        x_orig, x_cur = tf.gather(x, index), tf.gather(x_best, index)
+        corners, signs, transpose = draw(iteration)
+        top, left, top2, left2 = tf.unstack(corners, axis=1)
         if norm == "linf":
-            candidate = linf_proposal(x_orig, x_cur, eps, side, top, left, signs)
+            candidate = _linf_windowed(x_best, low, high, bands, side, top, left, eps, signs)
         else:
-            candidate = l2_proposal(x_orig, x_cur, eps, table, side, top, left, top2, left2, signs, transpose)
-        new_margin, new_loss = score(candidate, index)
-        old_margin, old_loss = tf.gather(margin, index), tf.gather(loss, index)
-        improved = new_loss < old_loss
-        accept = tf.logical_or(improved, new_margin <= 0)
+            candidate = l2_proposal(x, x_best, eps, table, side, top, left, top2, left2, signs, transpose, bands)
         rows = index[:, None]
-        x_best = tf.tensor_scatter_nd_update(
-            x_best, rows, tf.where(geometry.per_example(accept, candidate), candidate, x_cur))
-        margin = tf.tensor_scatter_nd_update(margin, rows, tf.where(accept, new_margin, old_margin))
-        loss = tf.tensor_scatter_nd_update(loss, rows, tf.where(improved, new_loss, old_loss))
-        return iteration + 1, x_best, margin, loss
+        new_margin, new_loss = score(tf.gather(candidate, index), index)
+        new_margin = tf.tensor_scatter_nd_update(margin, rows, new_margin)  # the others keep their values
+        new_loss = tf.tensor_scatter_nd_update(loss, rows, new_loss)
+        improved = new_loss < loss
+        accept = tf.logical_and(active, tf.logical_or(improved, new_margin <= 0))
+        # Select with a per-example condition copies whole rows; tf.where would broadcast it element by element.
+        x_best = tf.raw_ops.Select(condition=accept, x=candidate, y=x_best)
+        return iteration + 1, x_best, tf.where(accept, new_margin, margin), tf.where(improved, new_loss, loss)
 
     def more(iteration, x_best, margin, loss):
         return tf.logical_and(iteration < queries, tf.reduce_any(margin > 0))
