@@ -36,8 +36,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "scipy", "scikit-image"],
-        # bench/autoattack.py only: the peer library its attacks are compared with. Never imported by mocse_tf.
-        "bench": ["adversarial-robustness-toolbox>=1.17"],
+        # bench/ only, never imported by mocse_tf: bench/autoattack.py compares with ART; bench/autoattack_reference.py
+        # runs the reference AutoAttack (fra31/auto-attack, PyTorch; a checkout passed by --reference_dir).
+        "bench": ["adversarial-robustness-toolbox>=1.17", "torch"],
     },
     scripts=[],
 )
