@@ -21,7 +21,10 @@ network, a returned point outside the eps ball or [0, 1] counting as not fooling
   p schedule not rescaled, as AutoAttack builds it), and the standard cascade (reference:
   AutoAttack(model, norm, eps, version='standard') with its Square object set to --queries).
 Random starts and draws differ between the two (different generators), so robust accuracies can differ by a
-point or two on 100 images without either being wrong.
+point or two on 100 images without either being wrong. The table also counts the images robust on one side only.
+Timing: one run per side after a warm-up on 2 images (mocse_tf traces its graphs; the cascade row still includes
+tracing its four stages, which `run_autoattack` builds on every call); the reference runs with --torch_threads=1,
+its fastest setting on a shared, loaded CPU.
 """
 
 import argparse
@@ -33,12 +36,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from mocse_tf import attacks  # noqa: E402
-from mocse_tf.attacks import autoattack  # noqa: E402
-from mocse_tf.data import load_arrays  # noqa: E402
+# TensorFlow, Keras and mocse_tf are imported by `_import_stack` once the arguments are checked, so a wrong
+# --reference_dir fails at once with one line, not after TensorFlow's start-up and its notices.
+keras = tf = attacks = autoattack = load_arrays = None
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-mini")
 ATTACKS = ("APGD-CE", "APGD-T", "FAB-T", "Square", "AutoAttack")
@@ -53,8 +53,17 @@ def fail(message):
     sys.exit(2)
 
 
-def import_reference(reference_dir):
-    """The reference's `autoattack` package from a checkout of https://github.com/fra31/auto-attack, and torch."""
+def _import_stack():
+    global keras, tf, attacks, autoattack, load_arrays
+    import keras
+    import tensorflow as tf
+
+    from mocse_tf import attacks
+    from mocse_tf.attacks import autoattack
+    from mocse_tf.data import load_arrays
+
+
+def check_reference_dir(reference_dir):
     if not reference_dir:
         fail("--reference_dir is required: a checkout of the reference, "
              "git clone https://github.com/fra31/auto-attack /path/to/auto-attack")
@@ -63,6 +72,11 @@ def import_reference(reference_dir):
     if not all(os.path.isfile(os.path.join(package, name)) for name in needed):
         fail(f"--reference_dir={reference_dir!r} is not a checkout of fra31/auto-attack (no autoattack/"
              f"{{{', '.join(needed)}}}); get one with git clone https://github.com/fra31/auto-attack")
+
+
+def import_reference(reference_dir):
+    """The reference's `autoattack` package from a checkout of https://github.com/fra31/auto-attack, and torch."""
+    package = os.path.join(reference_dir, "autoattack")
     try:
         import torch
     except ImportError:
@@ -144,7 +158,7 @@ def torch_twin(torch, network):
 # --- the two sides ----------------------------------------------------------------------------------------------
 
 
-def ours(network, norm, eps, queries):
+def ours(network, norm, eps, queries, seed):
     """attack name -> run(x NHWC, y) -> x_adv NHWC, with mocse_tf's stages."""
     forward = attacks.model_forward(network, pixel_scale=1.0)
     shape = network.input_shape[1:]
@@ -157,17 +171,17 @@ def ours(network, norm, eps, queries):
         if name == "AutoAttack":
             result = autoattack.run_autoattack(
                 forward, x, y, autoattack.standard_stages(eps, norm, num_classes=10, square_queries=queries),
-                eps=eps, norm=norm, batch_size=len(x), log=lambda line: None)
+                eps=eps, norm=norm, batch_size=len(x), seed=seed, log=lambda line: None)
             return result.x_adv
         if name not in built:
             built[name] = stages[name].build(forward, shape)
-        return built[name](x, y, 0)
+        return built[name](x, y, seed)
 
     return run
 
 
-def reference_side(torch, reference, twin, norm, eps, queries):
-    """attack name -> run(x NHWC, y) -> x_adv NHWC, with the reference's attack objects (seed 0, CPU)."""
+def reference_side(torch, reference, twin, norm, eps, queries, seed):
+    """attack name -> run(x NHWC, y) -> x_adv NHWC, with the reference's attack objects (on the CPU)."""
     from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     from autoattack.fab_pt import FABAttack_PT
     from autoattack.square import SquareAttack
@@ -176,18 +190,18 @@ def reference_side(torch, reference, twin, norm, eps, queries):
 
     def make(name):
         if name == "APGD-CE":
-            return APGDAttack(twin, n_iter=100, norm=ref_norm, n_restarts=1, eps=eps, seed=0, loss="ce",
+            return APGDAttack(twin, n_iter=100, norm=ref_norm, n_restarts=1, eps=eps, seed=seed, loss="ce",
                               device="cpu")
         if name == "APGD-T":
-            return APGDAttack_targeted(twin, n_iter=100, norm=ref_norm, n_restarts=1, eps=eps, seed=0,
+            return APGDAttack_targeted(twin, n_iter=100, norm=ref_norm, n_restarts=1, eps=eps, seed=seed,
                                        n_target_classes=9, device="cpu")
         if name == "FAB-T":
-            return FABAttack_PT(twin, norm=ref_norm, n_restarts=1, n_iter=100, eps=eps, seed=0, targeted=True,
+            return FABAttack_PT(twin, norm=ref_norm, n_restarts=1, n_iter=100, eps=eps, seed=seed, targeted=True,
                                 n_target_classes=9, device="cpu")
         if name == "Square":  # as AutoAttack builds it: p schedule not rescaled
-            return SquareAttack(twin, p_init=0.8, n_queries=queries, eps=eps, norm=ref_norm, n_restarts=1, seed=0,
+            return SquareAttack(twin, p_init=0.8, n_queries=queries, eps=eps, norm=ref_norm, n_restarts=1, seed=seed,
                                 device="cpu", resc_schedule=False)
-        cascade = reference.AutoAttack(twin, norm=ref_norm, eps=eps, version="standard", seed=0, device="cpu",
+        cascade = reference.AutoAttack(twin, norm=ref_norm, eps=eps, version="standard", seed=seed, device="cpu",
                                        verbose=False)
         cascade.square.n_queries = queries
         return cascade
@@ -220,15 +234,21 @@ def main():
     parser.add_argument("--reference_dir", default="",
                         help="a checkout of https://github.com/fra31/auto-attack (required)")
     parser.add_argument("--images", type=int, default=100, help="the first N real CIFAR-10 test images")
-    parser.add_argument("--queries", type=int, default=1000, help="Square's query budget on both sides (standard: 5000)")
+    parser.add_argument("--queries", type=int, default=1000,
+                        help="Square's query budget on both sides (standard: 5000)")
     parser.add_argument("--norms", default="linf", help="comma-separated: linf (eps 8/255), l2 (eps 0.5)")
     parser.add_argument("--attacks", default=",".join(ATTACKS), help=f"comma-separated, of {', '.join(ATTACKS)}")
+    parser.add_argument("--seed", type=int, default=0, help="the attacks' seed on both sides")
     parser.add_argument("--clean_epochs", type=int, default=4)
     parser.add_argument("--pgd_epochs", type=int, default=6)
+    parser.add_argument("--torch_threads", type=int, default=1,
+                        help="PyTorch intra-op threads for the reference (0: PyTorch's default). On a shared, "
+                        "loaded CPU PyTorch's default spins its threads against the other processes: a forward and "
+                        "backward pass of this net on 36 images took 0.85 s with 2 threads and 0.064 s with 1")
     parser.add_argument("--cache", default="/tmp/mocse_tf_bench_reference_net.keras",
                         help="where the trained network is kept between runs ('' to retrain every time)")
     args = parser.parse_args()
-    torch, reference = import_reference(args.reference_dir)
+    check_reference_dir(args.reference_dir)
     norms = args.norms.split(",")
     names = args.attacks.split(",")
     for norm in norms:
@@ -237,8 +257,13 @@ def main():
     for name in names:
         if name not in ATTACKS:
             fail(f"--attacks: unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
-    if args.images < 1 or args.queries < 1:
-        fail(f"--images and --queries must be >= 1, got {args.images} and {args.queries}")
+    if args.images < 1 or args.queries < 1 or args.torch_threads < 0 or args.seed < 0:
+        fail(f"--images and --queries must be >= 1, --torch_threads and --seed >= 0, got {args.images}, "
+             f"{args.queries}, {args.torch_threads} and {args.seed}")
+    torch, reference = import_reference(args.reference_dir)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    _import_stack()
 
     test = load_arrays("cifar10_local", "test", local_dir=DATA, num_examples=args.images)
     x, y = test.images.astype(np.float32) / 255.0, np.asarray(test.labels, np.int64)
@@ -259,18 +284,19 @@ def main():
         fail(f"the PyTorch twin's logits differ from the Keras network's by {gap:.2e} > {LOGIT_TOLERANCE}")
     correct = np.argmax(keras_logits, axis=1) == y
     xc, yc = x[correct], y[correct]
-    print(f"TensorFlow {tf.__version__}, torch {torch.__version__}, reference {reference.__file__}")
+    print(f"TensorFlow {tf.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), reference "
+          f"{reference.__file__}")
     print(f"{len(x)} images, clean accuracy {100 * correct.mean():.1f}%; Keras vs PyTorch logits: max |diff| "
           f"{gap:.1e}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     for norm in norms:
         eps = EPS[norm]
         print(f"\n{norm} eps {eps:.4f}: {len(xc)} clean-correct images attacked; Square {args.queries} queries")
-        print("| attack | robust % mocse_tf | robust % reference | difference | img/s mocse_tf | img/s reference "
-              "| speed ratio |")
-        print("|---|---|---|---|---|---|---|")
-        sides = {"mocse_tf": ours(network, norm, eps, args.queries),
-                 "reference": reference_side(torch, reference, twin, norm, eps, args.queries)}
+        print("| attack | robust % mocse_tf | robust % reference | difference | robust only in mocse_tf / only in "
+              "reference | img/s mocse_tf | img/s reference | speed ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        sides = {"mocse_tf": ours(network, norm, eps, args.queries, args.seed),
+                 "reference": reference_side(torch, reference, twin, norm, eps, args.queries, args.seed)}
         for name in names:
             row = {}
             for side, run in sides.items():
@@ -278,11 +304,13 @@ def main():
                 started = time.perf_counter()
                 x_adv = np.asarray(run(name, xc, yc), np.float32)
                 seconds = time.perf_counter() - started
-                accuracy = 100 * robust(network, x_adv, xc, yc, eps, norm).sum() / len(x)
-                row[side] = (accuracy, len(xc) / seconds)
+                survived = robust(network, x_adv, xc, yc, eps, norm)
+                row[side] = (100 * survived.sum() / len(x), len(xc) / seconds, survived)
             ours_row, ref_row = row["mocse_tf"], row["reference"]
+            only_ours, only_ref = int(np.sum(ours_row[2] & ~ref_row[2])), int(np.sum(ref_row[2] & ~ours_row[2]))
             print(f"| {name} | {ours_row[0]:.1f} | {ref_row[0]:.1f} | {ours_row[0] - ref_row[0]:+.1f} | "
-                  f"{ours_row[1]:.2f} | {ref_row[1]:.2f} | {ours_row[1] / ref_row[1]:.1f}x |", flush=True)
+                  f"{only_ours} / {only_ref} | {ours_row[1]:.2f} | {ref_row[1]:.2f} | "
+                  f"{ours_row[1] / ref_row[1]:.1f}x |", flush=True)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
