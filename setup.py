@@ -33,6 +33,9 @@ setup(
         "matplotlib",
         # The six CIFAR-10-C frost textures ship byte-identical in this package (Apache-2.0); read in place.
         "imagecorruptions",
+        # imagecorruptions imports pkg_resources, which setuptools 81 removed (a bench extra that upgrades
+        # setuptools, e.g. torch, would otherwise break the frost corruption).
+        "setuptools<81",
     ],
     extras_require={
         "test": ["pytest", "scipy", "scikit-image"],
