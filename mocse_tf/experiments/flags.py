@@ -32,7 +32,10 @@ _HELP = {
                          "and every model reads it), folder (--c_dir, e.g. the extracted CIFAR-10-C) or tfds "
                          "(cifar10_corrupted).",
     "c_dir": "Folder for --corruption_source=folder.",
-    "attacks": "Attacks of the adversarial evaluation (bin/eval_adv --attacks; default = its default set).",
+    "attacks": "Attacks of the adversarial evaluation (bin/eval_adv --attacks): autoattack (default: AutoAttack's "
+               "standard version, the number to report), or e.g. pgd20 or default (PGD/APGD set) for a cheaper run.",
+    "square_queries": "Query budget of AutoAttack's Square stage (the standard version: 5000).",
+    "targets": "Target classes of AutoAttack's APGD-T and FAB-T stages (the standard version: 9).",
     "attack_restarts": "Random restarts of each attack.",
     "eval_batch_size": "Batch size of the evaluations.",
     "dry_run": "Print the runs and their estimated cost (images x forward/backward passes) and stop.",

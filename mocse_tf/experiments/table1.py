@@ -65,8 +65,10 @@ class Table1Config:
     adv_eps: float = PAPER_ADV["adv_eps"]
     corruption_source: str = "generate"
     c_dir: str | None = None
-    attacks: str = "default"
+    attacks: str = "autoattack"
     attack_restarts: int = 1
+    square_queries: int = 5000  # AutoAttack's Square budget (autoattack.SQUARE_QUERIES)
+    targets: int = 9  # AutoAttack's APGD-T and FAB-T target classes (autoattack.NUM_TARGETS)
     eval_batch_size: int = 250
     dry_run: bool = False
 
@@ -130,7 +132,8 @@ def parse_aggregates(spec):
 def validate(config):
     """Raises UsageError naming the first bad value; returns (seeds, rows, aggregates)."""
     seeds, rows, aggregates = parse_seeds(config.seeds), parse_rows(config.rows), parse_aggregates(config.mocse_aggregates)
-    for field in ("epochs", "width", "expert_width", "batch_size", "adv_steps", "attack_restarts", "eval_batch_size"):
+    for field in ("epochs", "width", "expert_width", "batch_size", "adv_steps", "attack_restarts", "eval_batch_size",
+                  "square_queries", "targets"):
         value = getattr(config, field)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise UsageError(f"{field} must be a positive integer, got {value!r}")
@@ -229,10 +232,21 @@ def train_config(config, run, aggregates):
 def attack_passes(config, has_experts):
     """Forward+backward passes per attacked image of the adversarial evaluation (an upper bound: only the
     clean-correct images are attacked)."""
-    from mocse_tf.evaluation.adversarial_eval import applicable, parse_attacks
+    from mocse_tf.attacks import autoattack
+    from mocse_tf.evaluation.adversarial_eval import AUTOATTACK, applicable, parse_attacks
+
+    def passes(spec):
+        if spec.kind != AUTOATTACK:
+            return (1 if spec.kind == "fgsm" else spec.steps) * spec.restarts
+        # APGD-CE, APGD-T and FAB-T (one forward+backward per step and target), Square (forward passes only, a
+        # third of a forward+backward each), and for MoCSE the two margin stages (APGD and APGD-T).
+        targeted = config.targets * autoattack.APGD_STEPS
+        square = -(-config.square_queries // 3)
+        total = autoattack.APGD_STEPS + targeted + config.targets * autoattack.FAB_STEPS + square
+        return total + (autoattack.APGD_STEPS + targeted if has_experts else 0)
 
     specs = applicable(parse_attacks(config.attacks, config.attack_restarts), has_experts)
-    return sum((1 if s.kind == "fgsm" else s.steps) * s.restarts for s in specs)
+    return sum(passes(s) for s in specs)
 
 
 def run_costs(config, run, num_train, num_test):
@@ -396,7 +410,8 @@ def _evaluate_attacks(config, run, keras_path, output_dir):
 
     run_eval_adv(_eval_config(config, models=(keras_path,), model_names=(run.name,),
                               num_examples=config.num_attack_examples, attacks=config.attacks,
-                              restarts=config.attack_restarts, bce_weight=1.0, output_dir=output_dir),
+                              restarts=config.attack_restarts, square_queries=config.square_queries,
+                              targets=config.targets, bce_weight=1.0, output_dir=output_dir),
                  log=lambda *args, **kwargs: None)
 
 

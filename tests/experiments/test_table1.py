@@ -153,3 +153,13 @@ def test_table_cells_and_paired_differences_by_hand(tmp_path):
         "report.json", "table1.csv", "table1.md", "table1_accuracy.png", "table1_difference.png"]
     csv_text = open(paths["csv"]).read()
     assert "standard,mocse,clean,2," in csv_text and ",95.18," in csv_text
+
+
+def test_autoattack_cost_by_hand():
+    # APGD-CE 100 + APGD-T 9 x 100 + FAB-T 9 x 100 + Square 5000 queries / 3; MoCSE adds APGD + APGD-T on margins.
+    config = table1.Table1Config(num_attack_examples=10)
+    assert config.attacks == "autoattack"
+    assert table1.attack_passes(config, has_experts=False) == 100 + 900 + 900 + 1667
+    assert table1.attack_passes(config, has_experts=True) == 100 + 900 + 900 + 1667 + 100 + 900
+    cheaper = table1.Table1Config(square_queries=300, targets=3)
+    assert table1.attack_passes(cheaper, has_experts=False) == 100 + 300 + 300 + 100
