@@ -7,13 +7,12 @@ user asks to overwrite it. Claiming also removes the temporary files and folders
 process left behind.
 """
 
-import json
 import os
 import re
 import shutil
 
 from mocse_tf.errors import UsageError
-from mocse_tf.files import write_json
+from mocse_tf.files import read_json, write_json
 
 OWNER_FILE = "owner.json"
 # Temporary names used by the atomic writers: x.json.tmp-<pid>, model.keras.tmp-<pid>.keras, .tmp-<version>-<pid>.
@@ -71,8 +70,7 @@ def empty_folder(folder):
 
 def read_owner(folder):
     try:
-        with open(os.path.join(folder, OWNER_FILE)) as handle:
-            return json.load(handle)
+        return read_json(os.path.join(folder, OWNER_FILE))
     except (OSError, ValueError):
         return None
 

@@ -15,7 +15,6 @@ resumes an unfinished training at its last epoch):
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -512,8 +511,7 @@ def run_table1(config, log=print):
 
 
 def load_paper_table():
-    with open(PAPER_FILE, encoding="utf-8") as handle:
-        return json.load(handle)
+    return read_json(PAPER_FILE)
 
 
 def run_metrics(config, run):
