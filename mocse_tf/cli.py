@@ -5,8 +5,9 @@ Importing this module first (as every tool in bin/ does) gives a tool:
   up, so no setting silences them; the tool is re-run as a child process whose stderr passes through this
   process, which drops exactly the known noise lines (`NOISE`) and forwards everything else unchanged, even
   when the child crashes. Set MOCSE_TF_RAW_STDERR=1 to see the raw stream.
-- `run(main)`: bad, unknown or unparsable flags, non-finite float values and a UsageError (or other ValueError
-  from checking the inputs) print ONE `error: ...` line on stderr and exit 2; --help exits 0.
+- `run(main)`: bad, unknown or unparsable flags, non-finite float values and a UsageError (the ValueError
+  subclass that input checks raise, e.g. `errors.check_choice`) print ONE `error: ...` line on stderr and exit 2;
+  --help exits 0.
 """
 
 import os
