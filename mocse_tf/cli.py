@@ -216,15 +216,19 @@ def parse_flags(argv):
     return remaining
 
 
-def run(main):
-    """Runs an absl `main(argv)`; a UsageError (or a flag/file problem) prints `error: ...` and exits 2."""
+def run(main, flag_of=None):
+    """Runs an absl `main(argv)`; a UsageError (or a flag/file problem) prints `error: ...` and exits 2.
+
+    The error names settings as flags: `name` becomes --name, or --flag_of[name] where a setting's flag is
+    spelt differently (e.g. {"models": "model"}).
+    """
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # TF's INFO lines would bury the tool's own output
         try:
             return main(argv)
         except UsageError as err:
-            fail(err)
+            fail(err.render(flag_of))
         except KeyboardInterrupt:
             import signal
 

@@ -11,3 +11,10 @@ def test_a_known_name_is_returned_and_an_unknown_one_shows_the_value_and_the_cho
         check_choice("norm", "l1", ("linf", "l2"))
     assert str(caught.value) == "unknown norm 'l1'; choose one of linf, l2"
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_message_names_settings_in_python_terms_and_the_cli_shows_them_as_flags():
+    err = UsageError("`output_dir` 'x' belongs to bin/train; choose another `output_dir` or set `overwrite`")
+    assert str(err) == "`output_dir` 'x' belongs to bin/train; choose another `output_dir` or set `overwrite`"
+    assert err.render() == "--output_dir 'x' belongs to bin/train; choose another --output_dir or set --overwrite"
+    assert UsageError("no `models` given").render({"models": "model"}) == "no --model given"
