@@ -1,6 +1,6 @@
 """The evaluation configuration shared by bin/eval_c, bin/eval_adv and bin/make_c: every setting in one visible
 place with one default, checked before any work starts. The tools' absl flags are generated from its fields
-(`define_flags`), so a flag, its default and its help text exist once.
+(mocse_tf.config_flags), so a flag, its default and its help text exist once.
 
 From Python: `run_eval_c(EvalConfig(models=["m.keras"], source="generate", dataset="synthetic"))`.
 """
@@ -9,6 +9,8 @@ import dataclasses
 import math
 import os
 
+from mocse_tf import config_flags
+from mocse_tf.config_flags import setting
 from mocse_tf.errors import UsageError, check_choice
 
 TOOLS = ("eval_c", "eval_adv", "make_c")
@@ -17,72 +19,68 @@ TOOLS = ("eval_c", "eval_adv", "make_c")
 DEFAULT_NUM_EXAMPLES = {"eval_c": 0, "eval_adv": 1000, "make_c": 0}
 
 
-def _setting(default, kind, help_text, flag=None):
-    return dataclasses.field(default=default, metadata={"kind": kind, "help": help_text, "flag": flag})
-
-
 @dataclasses.dataclass
 class EvalConfig:
-    models: tuple = _setting((), "multi_string", "A SavedModel folder (or a base folder of numeric versions) or a "
-                             ".keras file; repeat the flag for several models (one column each). bin/eval_adv needs "
-                             "input gradients: a .keras file, or a SavedModel with bin/train's model.keras beside "
-                             "it.", flag="model")
-    model_names: tuple = _setting((), "multi_string", "Column name of each --model, in the same order (default: "
-                                  "the run folder or file name, the same in bin/eval_c and bin/eval_adv, so "
-                                  "--merge_with matches the columns).", flag="model_name")
-    dataset: str | None = _setting(None, "string", "Clean data set: synthetic, cifar10, cifar10_local (see "
-                                   "--local_dir) or cifar100 (default: the one a bin/make_c folder given as --c_dir "
-                                   "was made from, else cifar10).")
-    data_dir: str | None = _setting(None, "string", "tfds data folder (cifar10, cifar100, cifar10_corrupted; "
-                                    "default: tfds' own).")
-    local_dir: str | None = _setting(None, "string", "A cifar-10-batches-py folder for --dataset=cifar10_local.")
-    num_examples: int | None = _setting(None, "integer", "Use only the first N test images of each set (0 = all; "
-                                        "default: all for bin/eval_c and bin/make_c, the first 1000 for "
-                                        "bin/eval_adv).")
-    batch_size: int = _setting(250, "integer", "Images per batch, for evaluation and attacks.")
-    seed: int = _setting(0, "integer", "Seed of the corruptions of --source=generate and bin/make_c (one stateless "
-                         "seed per 250 images), of --dataset=synthetic and of the attacks' random starts.")
-    output_dir: str | None = _setting(None, "string", "Folder for the outputs (bin/eval_c: report.json, "
-                                      "accuracy.csv, table1.md and the PNGs, default runs/eval_c; bin/eval_adv: the "
-                                      "first three, default runs/eval_adv; bin/make_c, required: <name>.npy, "
-                                      "labels.npy and make_c.json).")
+    models: tuple = setting((), "multi_string", "A SavedModel folder (or a base folder of numeric versions) or a "
+                            ".keras file; repeat the flag for several models (one column each). bin/eval_adv needs "
+                            "input gradients: a .keras file, or a SavedModel with bin/train's model.keras beside "
+                            "it.", flag="model")
+    model_names: tuple = setting((), "multi_string", "Column name of each --model, in the same order (default: "
+                                 "the run folder or file name, the same in bin/eval_c and bin/eval_adv, so "
+                                 "--merge_with matches the columns).", flag="model_name")
+    dataset: str | None = setting(None, "string", "Clean data set: synthetic, cifar10, cifar10_local (see "
+                                  "--local_dir) or cifar100 (default: the one a bin/make_c folder given as --c_dir "
+                                  "was made from, else cifar10).")
+    data_dir: str | None = setting(None, "string", "tfds data folder (cifar10, cifar100, cifar10_corrupted; "
+                                   "default: tfds' own).")
+    local_dir: str | None = setting(None, "string", "A cifar-10-batches-py folder for --dataset=cifar10_local.")
+    num_examples: int | None = setting(None, "integer", "Use only the first N test images of each set (0 = all; "
+                                       "default: all for bin/eval_c and bin/make_c, the first 1000 for "
+                                       "bin/eval_adv).")
+    batch_size: int = setting(250, "integer", "Images per batch, for evaluation and attacks.")
+    seed: int = setting(0, "integer", "Seed of the corruptions of --source=generate and bin/make_c (one stateless "
+                        "seed per 250 images), of --dataset=synthetic and of the attacks' random starts.")
+    output_dir: str | None = setting(None, "string", "Folder for the outputs (bin/eval_c: report.json, "
+                                     "accuracy.csv, table1.md and the PNGs, default runs/eval_c; bin/eval_adv: the "
+                                     "first three, default runs/eval_adv; bin/make_c, required: <name>.npy, "
+                                     "labels.npy and make_c.json).")
     # Corruptions (bin/eval_c, bin/make_c).
-    source: str = _setting("tfds", "string", "Corrupted data: tfds (official cifar10_corrupted via tfds, see "
-                           "BUILD.md for offline use), folder (a CIFAR-10-C layout folder, --c_dir) or generate (on "
-                           "the fly from --dataset with mocse_tf.corruptions).")
-    c_dir: str | None = _setting(None, "string", "Folder with <name>.npy and labels.npy for --source=folder (the "
-                                 "extracted CIFAR-10-C download or bin/make_c output).")
-    corruptions: str = _setting("all", "string", "all, benchmark (the 15), extra (the 4) or a comma-separated list "
-                                "of names (tfds names; glass_blur and elastic_transform are accepted).")
-    severities: str = _setting("1,2,3,4,5", "string", "Comma-separated severities from 1 to 5.")
-    baseline: str | None = _setting(None, "string", "Model name that mCE and relative mCE are relative to.")
+    source: str = setting("tfds", "string", "Corrupted data: tfds (official cifar10_corrupted via tfds, see "
+                          "BUILD.md for offline use), folder (a CIFAR-10-C layout folder, --c_dir) or generate (on "
+                          "the fly from --dataset with mocse_tf.corruptions).")
+    c_dir: str | None = setting(None, "string", "Folder with <name>.npy and labels.npy for --source=folder (the "
+                                "extracted CIFAR-10-C download or bin/make_c output).")
+    corruptions: str = setting("all", "string", "all, benchmark (the 15), extra (the 4) or a comma-separated list "
+                               "of names (tfds names; glass_blur and elastic_transform are accepted).")
+    severities: str = setting("1,2,3,4,5", "string", "Comma-separated severities from 1 to 5.")
+    baseline: str | None = setting(None, "string", "Model name that mCE and relative mCE are relative to.")
     # Attacks (bin/eval_adv).
-    eps: float | None = _setting(None, "float", "Radius in [0, 1] pixel units (default 8/255 = 0.0314 for linf, "
-                                 "0.5 for l2).")
-    norm: str = _setting("linf", "string", "Threat model: linf or l2.")
-    attacks: str = _setting("default", "string", "Comma-separated attacks: autoattack (the number to report: "
-                            "AutoAttack's standard version, APGD-CE, APGD-T, FAB-T and Square, each on the images "
-                            "still robust, a row after each stage and its worst case; on MoCSE also APGD on the "
-                            "experts' margins), fgsm, pgd<k>[_<objective>] (pgd20, pgd50; step eps/4), "
-                            "apgdt[<k>][_<objective>] (APGD-T, targeted DLR towards each of --targets runner-up "
-                            "classes; 100 steps each), "
-                            "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, cw, total "
-                            "(MoCSE CE + BCE), bce (the experts' BCE), margincw and margindlr (CW and DLR losses of "
-                            "the experts' margins); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
-                            "MoCSE models, apgd_total,apgd_bce.")
-    square_queries: int = _setting(5000, "integer", "Query budget of the Square attack in --attacks=autoattack "
-                                   "(the standard version's 5000).")
-    targets: int = _setting(9, "integer", "Target classes of APGD-T and FAB-T in --attacks=autoattack and apgdt (the "
-                            "standard version's 9: the classes ranked 2nd to 10th by the clean logits); fewer than "
-                            "the model's classes.")
-    restarts: int = _setting(1, "integer", "Random restarts of every PGD and APGD attack (e.g. 5 or 10 for a final "
-                             "evaluation).")
-    bce_weight: float = _setting(1.0, "float", "Weight of the experts' BCE in the total-loss attack (MoCSE).")
-    overwrite: bool = _setting(False, "bool", "Replace an --output_dir that holds another evaluation (made by "
-                               "another tool or with other settings) instead of stopping; its files are deleted.")
-    merge_with: str | None = _setting(None, "string", "A report.json (or its folder) from bin/eval_c or "
-                                      "bin/eval_adv: its models and rows are kept and the adversarial rows added; "
-                                      "the merged report goes to --output_dir.")
+    eps: float | None = setting(None, "float", "Radius in [0, 1] pixel units (default 8/255 = 0.0314 for linf, "
+                                "0.5 for l2).")
+    norm: str = setting("linf", "string", "Threat model: linf or l2.")
+    attacks: str = setting("default", "string", "Comma-separated attacks: autoattack (the number to report: "
+                           "AutoAttack's standard version, APGD-CE, APGD-T, FAB-T and Square, each on the images "
+                           "still robust, a row after each stage and its worst case; on MoCSE also APGD on the "
+                           "experts' margins), fgsm, pgd<k>[_<objective>] (pgd20, pgd50; step eps/4), "
+                           "apgdt[<k>][_<objective>] (APGD-T, targeted DLR towards each of --targets runner-up "
+                           "classes; 100 steps each), "
+                           "apgd[<k>]_<objective> (apgd_ce, apgd_dlr; 100 steps), objectives ce, dlr, cw, total "
+                           "(MoCSE CE + BCE), bce (the experts' BCE), margincw and margindlr (CW and DLR losses of "
+                           "the experts' margins); default = pgd20,pgd50,apgd_ce,apgd_dlr and, on "
+                           "MoCSE models, apgd_total,apgd_bce.")
+    square_queries: int = setting(5000, "integer", "Query budget of the Square attack in --attacks=autoattack "
+                                  "(the standard version's 5000).")
+    targets: int = setting(9, "integer", "Target classes of APGD-T and FAB-T in --attacks=autoattack and apgdt (the "
+                           "standard version's 9: the classes ranked 2nd to 10th by the clean logits); fewer than "
+                           "the model's classes.")
+    restarts: int = setting(1, "integer", "Random restarts of every PGD and APGD attack (e.g. 5 or 10 for a final "
+                            "evaluation).")
+    bce_weight: float = setting(1.0, "float", "Weight of the experts' BCE in the total-loss attack (MoCSE).")
+    overwrite: bool = setting(False, "bool", "Replace an --output_dir that holds another evaluation (made by "
+                              "another tool or with other settings) instead of stopping; its files are deleted.")
+    merge_with: str | None = setting(None, "string", "A report.json (or its folder) from bin/eval_c or "
+                                     "bin/eval_adv: its models and rows are kept and the adversarial rows added; "
+                                     "the merged report goes to --output_dir.")
 
     def checked(self, tool):
         """A copy with `tool`'s defaults filled in (num_examples, output_dir) after checking every setting the tool
@@ -195,24 +193,12 @@ class EvalConfig:
 
 def define_flags(tool, flag_values=None):
     """Defines the absl flags of `tool` (one per EvalConfig field it reads), defaults and help from the fields."""
-    from absl import flags
-
-    flag_values = flags.FLAGS if flag_values is None else flag_values
-    for field in dataclasses.fields(EvalConfig):
-        if field.name not in TOOL_FIELDS[tool]:
-            continue
-        name, kind = field.metadata["flag"] or field.name, field.metadata["kind"]
-        default = list(field.default) if kind == "multi_string" else field.default
-        getattr(flags, f"DEFINE_{kind}")(name, default, field.metadata["help"], flag_values=flag_values)
+    config_flags.define_flags(EvalConfig, TOOL_FIELDS[tool], flag_values)
 
 
 def config_from_flags(tool, flag_values=None):
     """The EvalConfig holding `tool`'s parsed flag values."""
-    from absl import flags
-
-    flag_values = flags.FLAGS if flag_values is None else flag_values
-    return EvalConfig(**{field.name: flag_values[field.metadata["flag"] or field.name].value
-                         for field in dataclasses.fields(EvalConfig) if field.name in TOOL_FIELDS[tool]})
+    return config_flags.config_from_flags(EvalConfig, TOOL_FIELDS[tool], flag_values)
 
 
 _COMMON = ("dataset", "data_dir", "local_dir", "num_examples", "seed", "output_dir")
