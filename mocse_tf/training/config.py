@@ -1,9 +1,11 @@
-"""The training configuration: every hyperparameter in one visible place, checked before any work starts."""
+"""The training configuration: every hyperparameter in one visible place, checked before any work starts.
+bin/train's and bin/tune's absl flags are generated from its fields (mocse_tf.config_flags)."""
 
 import dataclasses
 import json
 import math
 
+from mocse_tf.config_flags import setting
 from mocse_tf.errors import UsageError, check_choice
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -14,40 +16,65 @@ class TrainConfig:
     """Defaults are the usual CIFAR PreAct-ResNet-18 recipe of PyTorch (torch.optim.SGD 0.1, momentum 0.9, coupled
     weight decay 5e-4, batch 128, cosine per step, 200 epochs)."""
 
-    arch: str = "mocse"
-    dataset: str = "synthetic"
-    data_dir: str | None = None
-    local_dir: str | None = None
-    num_train_examples: int = 0  # 0 = all
-    num_test_examples: int = 0
-    width: int | None = None  # None = the architecture's default (64; 16 per MoCSE expert)
-    aggregate: str = "margin"
-    bce_weight: float = 1.0
-    augment: str = "standard"
-    epochs: int = 200
-    batch_size: int = 128
-    learning_rate: float = 0.1
-    lr_schedule: str = "cosine"
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4  # torch.optim.SGD's coupled L2 (g += wd * w before momentum) unless decoupled
-    weight_decay_mode: str = "coupled"
-    seed: int = 0
-    precision: str = "float32"
-    jit_compile: bool = False
-    steps_per_epoch: int = 0  # 0 = a full pass over the training set; > 0 caps each epoch (smoke runs)
-    adv: str = "none"
-    adv_eps: float = 8.0 / 255.0
-    adv_step_size: float = 2.0 / 255.0
-    adv_steps: int = 10
-    trades_beta: float = 6.0
-    strategy: str = "default"
-    run_name: str = ""
-    output_dir: str = ""
-    export_dir: str = "saved_models"
-    export: bool = True  # False: no .keras / SavedModel at the end (searches, tests)
-    verbose: int = 1
-    overwrite: bool = False  # True: a run or export folder holding another run is emptied and reused
+    arch: str = setting("mocse", "string", "Architecture: preact_resnet18 or mocse.")
+    dataset: str = setting("synthetic", "string", "Data set: synthetic (built-in, offline), cifar10 (tfds), "
+                           "cifar10_local (a cifar-10-batches-py folder, see --local_dir) or cifar100 (tfds).")
+    data_dir: str | None = setting(None, "string", "tfds data folder holding a prepared cifar10/cifar100 (default: "
+                                   "tfds' own).")
+    local_dir: str | None = setting(None, "string", "Path of a cifar-10-batches-py folder for "
+                                    "--dataset=cifar10_local.")
+    num_train_examples: int = setting(0, "integer", "Use only the first N training images (0 = all).")
+    num_test_examples: int = setting(0, "integer", "Use only the first N test images (0 = all).")
+    width: int | None = setting(None, "integer", "Network width: PreAct-ResNet-18 base width (default 64) or the "
+                                "width of each MoCSE expert (default 16; 64 = each expert a full PreAct-ResNet-18).")
+    aggregate: str = setting("margin", "string", "MoCSE aggregator: margin (z_true - z_false, default), true_logit, "
+                             "true_log_prob, true_prob.")
+    bce_weight: float = setting(1.0, "float", "Weight of the experts' one-vs-rest BCE added to the class CE (MoCSE "
+                                "only).")
+    augment: str = setting("standard", "string", "Training augmentation: standard (pad 4 + crop + flip), augmented "
+                           "(the paper's 'CIFAR-10 Augmented' policy, see README) or none.")
+    epochs: int = setting(200, "integer", "Number of epochs.")
+    batch_size: int = setting(128, "integer", "Global batch size (split across replicas).")
+    learning_rate: float = setting(0.1, "float", "Peak SGD learning rate.")
+    lr_schedule: str = setting("cosine", "string", "Learning-rate schedule over all steps: cosine, multistep (x0.1 "
+                               "at 50% and 75%) or onecycle.")
+    momentum: float = setting(0.9, "float", "SGD momentum.")
+    nesterov: bool = setting(False, "bool", "Use Nesterov momentum.")
+    weight_decay: float = setting(5e-4, "float", "SGD weight decay (0 disables); by default torch.optim.SGD's "
+                                  "coupled L2 (wd * w added to the gradient before momentum), see "
+                                  "--weight_decay_mode.")
+    weight_decay_mode: str = setting("coupled", "string", "coupled (default: torch.optim.SGD's rule, the PyTorch "
+                                     "CIFAR recipes) or decoupled (Keras' SGD: w -= lr * wd * w after the step, "
+                                     "about 10x weaker at momentum 0.9).")
+    seed: int = setting(0, "integer", "Random seed: data order, augmentation, initialisation, attacks.")
+    precision: str = setting("float32", "string", "Keras dtype policy: float32, mixed_float16 or mixed_bfloat16 "
+                             "(GPUs).")
+    jit_compile: bool = setting(False, "bool", "Compile the train step with XLA (faster on GPUs, slower on this "
+                                "CPU).")
+    steps_per_epoch: int = setting(0, "integer", "Cap on steps per epoch for smoke runs (0 = full pass over the "
+                                   "data).")
+    adv: str = setting("none", "string", "Adversarial training: none, pgd (Madry), trades or fgsm_rs (fast FGSM, "
+                       "random start).")
+    adv_eps: float = setting(8.0 / 255.0, "float", "Adversarial L-inf radius in [0, 1] pixel units (8/255 = 0.0314).")
+    adv_step_size: float = setting(2.0 / 255.0, "float", "PGD / TRADES step in [0, 1] pixel units (2/255 = 0.00784); "
+                                   "fgsm_rs always uses 1.25 x --adv_eps.")
+    adv_steps: int = setting(10, "integer", "PGD / TRADES inner steps (not used by fgsm_rs).")
+    trades_beta: float = setting(6.0, "float", "TRADES trade-off beta.")
+    strategy: str = setting("default", "string", "tf.distribute strategy: default (one device), mirrored (all local "
+                            "GPUs), multi_worker (the hosts in TF_CONFIG; run the same command on each) or tpu "
+                            "(Cloud TPU VM or TPU_NAME). --batch_size stays the global batch.")
+    run_name: str = setting("", "string", "Run name (default: <arch>_<dataset>[_<augment>][_<adv>]); names the "
+                            "export.")
+    output_dir: str = setting("", "string", "Run folder for checkpoints, logs and history (default: "
+                              "runs/<run_name>); rerunning with the same flags resumes it.")
+    export_dir: str = setting("saved_models", "string", "Base folder of exports: <export_dir>/<run_name>/<version>/ "
+                              "and model.keras.")
+    export: bool = setting(True, "bool", "Export a SavedModel and a .keras file when training ends (--noexport skips "
+                           "it).")
+    verbose: int = setting(1, "integer", "Progress: 0 silent, 1 a live line per epoch on a terminal (one plain line "
+                           "per epoch when the output is a file or a pipe), 2 one line per epoch.")
+    overwrite: bool = setting(False, "bool", "Replace what another run (other flags) left in --output_dir and in "
+                              "<export_dir>/<run_name>/ instead of stopping (their old contents are deleted).")
 
     # Fields that only change where or how loudly a run reports; a rerun may change them freely.
     COSMETIC = ("verbose", "export", "export_dir", "output_dir", "run_name", "data_dir", "local_dir", "overwrite",

@@ -14,8 +14,7 @@ import sys
 
 import keras
 import numpy as np
-from absl import flags
-
+from mocse_tf.config_flags import setting
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.files import read_json, write_json, write_text
@@ -34,69 +33,52 @@ _NOT_IN_FLAGFILE = ("output_dir", "export_dir", "run_name", "verbose", "strategy
 
 @dataclasses.dataclass
 class SearchSettings:
-    tuner: str = "random"
-    max_trials: int = 10
-    objective: str = "extra_corruptions"
-    num_validation_examples: int = 0  # 0 = a tenth of the training set
-    corruption_severities: tuple = (1, 2, 3, 4, 5)
-    width_choices: tuple = ()  # () = DEFAULT_WIDTH_CHOICES[arch]
-    tune_dir: str = ""  # "" = tuning/<run_name>
-    best_flagfile: str = ""  # "" = <tune_dir>/best.flags
+    """What bin/tune adds to the training settings (which fix a setting for every trial)."""
+
+    tuner: str = setting("random", "string", "Search algorithm: random, hyperband or bayesian.")
+    max_trials: int = setting(10, "integer", "Number of hyperparameter sets to train and score (caps Hyperband's "
+                              "brackets too).")
+    objective: str = setting("extra_corruptions", "string", "What to maximise on the validation split: "
+                             "extra_corruptions (mean accuracy over speckle_noise, gaussian_blur, spatter, saturate "
+                             "at --corruption_severities; never the 15 benchmark corruptions) or clean.")
+    num_validation_examples: int = setting(0, "integer", "Training images held out for scoring trials (0 = a "
+                                           "tenth of the training set).")
+    corruption_severities: tuple = setting((1, 2, 3, 4, 5), "list", "Severities of the EXTRA corruptions in the "
+                                           "objective.")
+    width_choices: tuple = setting((), "list", "Widths to try (per MoCSE expert, or the PreAct-ResNet-18 base "
+                                   "width); default 8,16,32 for mocse and 16,32,64 for preact_resnet18.")
+    tune_dir: str = setting("", "string", "Search folder (default tuning/<run_name>); rerunning the same command "
+                            "there resumes the search.")
+    best_flagfile: str = setting("", "string", "Where to write the best hyperparameters as a bin/train flagfile "
+                                 "(default <tune_dir>/best.flags).")
 
     def validate(self, config):
+        """A copy with the lists as integers, after checking every setting against the training `config`."""
         check_choice("tuner", self.tuner, TUNERS)
         check_choice("objective", self.objective, tuple(OBJECTIVES))
-        if self.max_trials <= 0:
-            raise UsageError(f"--max_trials must be a positive integer, got {self.max_trials}")
-        if self.num_validation_examples < 0:
-            raise UsageError(f"--num_validation_examples must be >= 0, got {self.num_validation_examples}")
-        if not self.corruption_severities or any(s not in (1, 2, 3, 4, 5) for s in self.corruption_severities):
-            raise UsageError(f"--corruption_severities must list severities from 1 to 5, got "
-                             f"{list(self.corruption_severities)}")
-        if any(w <= 0 for w in self.width_choices):
-            raise UsageError(f"--width_choices must be positive integers, got {list(self.width_choices)}")
+        settings = dataclasses.replace(self, corruption_severities=self._integers("corruption_severities"),
+                                       width_choices=self._integers("width_choices"))
+        if settings.max_trials <= 0:
+            raise UsageError(f"`max_trials` must be a positive integer, got {settings.max_trials}")
+        if settings.num_validation_examples < 0:
+            raise UsageError(f"`num_validation_examples` must be >= 0, got {settings.num_validation_examples}")
+        if not settings.corruption_severities or any(s not in (1, 2, 3, 4, 5) for s in settings.corruption_severities):
+            raise UsageError(f"`corruption_severities` must list severities from 1 to 5, got "
+                             f"{list(settings.corruption_severities)}")
+        if any(w <= 0 for w in settings.width_choices):
+            raise UsageError(f"`width_choices` must be positive integers, got {list(settings.width_choices)}")
         if config.strategy not in ("default", "mirrored"):
-            raise UsageError(f"bin/tune runs trials in one process: use --strategy=default or mirrored, not "
+            raise UsageError(f"bin/tune runs trials in one process: use `strategy`=default or mirrored, not "
                              f"{config.strategy!r}")
-        return self
+        return settings
 
-
-def define_tune_flags():
-    """The search flags of bin/tune (the training flags come from mocse_tf.training.flags)."""
-    defaults = SearchSettings()
-    flags.DEFINE_string("tuner", defaults.tuner, "Search algorithm: random, hyperband or bayesian.")
-    flags.DEFINE_integer("max_trials", defaults.max_trials, "Number of hyperparameter sets to train and score "
-                                                            "(caps Hyperband's brackets too).")
-    flags.DEFINE_string("objective", defaults.objective, "What to maximise on the validation split: "
-                        "extra_corruptions (mean accuracy over speckle_noise, gaussian_blur, spatter, saturate "
-                        "at --corruption_severities; never the 15 benchmark corruptions) or clean.")
-    flags.DEFINE_integer("num_validation_examples", defaults.num_validation_examples,
-                         "Training images held out for scoring trials (0 = a tenth of the training set).")
-    flags.DEFINE_list("corruption_severities", [str(s) for s in defaults.corruption_severities],
-                      "Severities of the EXTRA corruptions in the objective.")
-    flags.DEFINE_list("width_choices", [], "Widths to try (per MoCSE expert, or the PreAct-ResNet-18 base "
-                                           "width); default 8,16,32 for mocse and 16,32,64 for preact_resnet18.")
-    flags.DEFINE_string("tune_dir", defaults.tune_dir, "Search folder (default tuning/<run_name>); rerunning "
-                                                       "the same command there resumes the search.")
-    flags.DEFINE_string("best_flagfile", defaults.best_flagfile, "Where to write the best hyperparameters as a "
-                                                                 "bin/train flagfile (default <tune_dir>/best.flags).")
-
-
-def settings_from_flags(flag_values=None):
-    flag_values = flag_values or flags.FLAGS
-
-    def integers(name):
+    def _integers(self, name):
+        values = getattr(self, name)
         try:
-            return tuple(int(v) for v in flag_values[name].value)
+            return tuple(int(str(v)) for v in values)
         except ValueError:
-            raise UsageError(f"--{name} must be a comma-separated list of integers, got "
-                             f"{','.join(flag_values[name].value)}") from None
-
-    return SearchSettings(
-        tuner=flag_values.tuner, max_trials=flag_values.max_trials, objective=flag_values.objective,
-        num_validation_examples=flag_values.num_validation_examples,
-        corruption_severities=integers("corruption_severities"), width_choices=integers("width_choices"),
-        tune_dir=flag_values.tune_dir, best_flagfile=flag_values.best_flagfile)
+            raise UsageError(f"`{name}` must be a comma-separated list of integers, got "
+                             f"{','.join(map(str, values))}") from None
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -273,7 +255,7 @@ def _claim_search_folder(directory, identity):
 def tune(config, settings):
     """Runs (or resumes) a search; writes the best flagfile and best_hyperparameters.json; returns their paths."""
     config = config.resolved().validate()
-    settings.validate(config)
+    settings = settings.validate(config)
     width_choices = settings.width_choices or DEFAULT_WIDTH_CHOICES[config.arch]
     directory = settings.tune_dir or os.path.join("tuning", config.run_name)
     best_flagfile = settings.best_flagfile or os.path.join(directory, "best.flags")

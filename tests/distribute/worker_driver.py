@@ -9,11 +9,12 @@ from mocse_tf import cli  # noqa: F401  (first: quiets TensorFlow's start-up log
 
 import sys
 
-from absl import app, flags
+from absl import app
 
-from mocse_tf.training import flags as train_flags
+from mocse_tf import config_flags
+from mocse_tf.training.config import TrainConfig
 
-train_flags.define_train_flags()
+config_flags.define_flags(TrainConfig)
 WEIGHTS_PATH = sys.argv.pop(1)
 
 
@@ -32,7 +33,7 @@ def main(argv):
                      trainable=np.concatenate([w.numpy().ravel() for w in network.trainable_weights]),
                      non_trainable=np.concatenate([w.numpy().ravel() for w in network.non_trainable_weights]))
 
-    train(train_flags.config_from_flags(flags.FLAGS), callbacks=[RecordWeights()])
+    train(config_flags.config_from_flags(TrainConfig), callbacks=[RecordWeights()])
 
 
 if __name__ == "__main__":

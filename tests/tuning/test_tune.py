@@ -70,10 +70,15 @@ def test_bad_search_settings_are_usage_errors():
         tune.SearchSettings(objective="robust").validate(config)
     with pytest.raises(UsageError, match="severities from 1 to 5"):
         tune.SearchSettings(corruption_severities=(0, 2)).validate(config)
-    with pytest.raises(UsageError, match="--max_trials must be a positive integer"):
+    with pytest.raises(UsageError, match="`max_trials` must be a positive integer"):
         tune.SearchSettings(max_trials=0).validate(config)
-    with pytest.raises(UsageError, match="use --strategy=default or mirrored"):
+    with pytest.raises(UsageError, match="use `strategy`=default or mirrored"):
         tune.SearchSettings().validate(TrainConfig(strategy="multi_worker"))
+    with pytest.raises(UsageError, match="`width_choices` must be a comma-separated list of integers, got 8,x"):
+        tune.SearchSettings(width_choices=["8", "x"]).validate(config)
+    # The list flags arrive as strings and leave as integers.
+    parsed = tune.SearchSettings(corruption_severities=["1", "3"], width_choices=["8"]).validate(config)
+    assert (parsed.corruption_severities, parsed.width_choices) == ((1, 3), (8,))
 
 
 class _OneUnit(keras_tuner.HyperModel):
