@@ -22,8 +22,8 @@ network, a returned point outside the eps ball or [0, 1] counting as not fooling
   AutoAttack(model, norm, eps, version='standard') with its Square object set to --queries).
 Random starts and draws differ between the two (different generators), so robust accuracies can differ by a
 point or two on 100 images without either being wrong. The table also counts the images robust on one side only.
-Timing: one run per side after a warm-up on 2 images (mocse_tf traces its graphs; the cascade row still includes
-tracing its four stages, which `run_autoattack` builds on every call); the reference runs with --torch_threads=1,
+Timing: one run per side after a warm-up on 2 images (mocse_tf traces its graphs, the cascade's too: `run_autoattack`
+reuses them for the same forward and stages); the reference runs with --torch_threads=1,
 its fastest setting on a shared, loaded CPU.
 """
 

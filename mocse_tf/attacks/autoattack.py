@@ -10,9 +10,14 @@ APGD on the untargeted CW margin loss and APGD-T on the targeted DLR of the marg
 A stage is a `Stage(name, build)`: `build(forward, image_shape)` returns `attack(x01, labels, seed) -> x_adv` on
 NumPy arrays (compiled once for any batch size), so any attack with that shape plugs in. The cascade checks every
 returned point (inside the eps ball and [0, 1]) before it counts as a success.
+
+Built stages are kept with the `forward` they were built for (per stage and image shape), and the stage factories
+below return the same `Stage` for the same settings, so repeated `run_autoattack` calls on one forward reuse the
+traced graphs instead of tracing every stage again.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -47,6 +52,51 @@ class Stage:
     second_opinion: bool = False
 
 
+def _reused(factory):
+    """`factory` returning the same object for the same (hashable) arguments: equal settings give the identical
+    Stage, whose built graphs the cache of `_graphs_of` then finds again."""
+    remembered = functools.lru_cache(maxsize=None)(factory)
+
+    @functools.wraps(factory)
+    def make(*args, **kwargs):
+        try:
+            return remembered(*args, **kwargs)
+        except TypeError:  # an unhashable argument: build a fresh one (or raise the factory's own TypeError)
+            return factory(*args, **kwargs)
+
+    return make
+
+
+def _graphs_of(forward):
+    """The dict of graphs built for `forward`, kept on the function itself so they live exactly as long as it
+    does; a fresh dict (no reuse) for a callable that takes no attributes."""
+    graphs = getattr(forward, "_autoattack_graphs", None)
+    if graphs is None:
+        graphs = {}
+        try:
+            forward._autoattack_graphs = graphs
+        except AttributeError:
+            pass
+    return graphs
+
+
+def built_stage(stage, forward, image_shape):
+    """`stage.build(forward, image_shape)`, built (and traced) once per forward, stage and image shape."""
+    graphs, key = _graphs_of(forward), (stage, tuple(image_shape))
+    if key not in graphs:
+        graphs[key] = stage.build(forward, tuple(image_shape))
+    return graphs[key]
+
+
+def _logits_graph(forward, image_shape):
+    """forward(x)["logits"] compiled for any batch size, once per forward and image shape."""
+    graphs, key = _graphs_of(forward), ("logits", tuple(image_shape))
+    if key not in graphs:
+        graphs[key] = tf.function(lambda x: forward(x)["logits"], autograph=False,
+                                  input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
+    return graphs[key]
+
+
 def _compiled(fn, image_shape):
     """fn(x01, labels, seed[2]) as a tf.function for any batch size, called on NumPy arrays."""
     graph = tf.function(fn, input_signature=[tf.TensorSpec([None, *image_shape], tf.float32),
@@ -60,6 +110,7 @@ def _compiled(fn, image_shape):
     return attack
 
 
+@_reused
 def apgd_stage(eps, norm, *, objective="ce", steps=APGD_STEPS, restarts=1, name=None):
     """Untargeted APGD on `objective` (APGD-CE by default)."""
     def build(forward, image_shape):
@@ -68,6 +119,7 @@ def apgd_stage(eps, norm, *, objective="ce", steps=APGD_STEPS, restarts=1, name=
     return Stage(name or f"APGD-{objective.upper().replace('_', '-')}", build, objective=objective)
 
 
+@_reused
 def apgd_t_stage(eps, norm, *, objective="dlr", steps=APGD_STEPS, num_targets=NUM_TARGETS, name=None):
     """APGD-T: targeted APGD towards the classes ranked 2 .. num_targets + 1 by the clean logits."""
     def build(forward, image_shape):
@@ -78,6 +130,7 @@ def apgd_t_stage(eps, norm, *, objective="dlr", steps=APGD_STEPS, num_targets=NU
     return Stage(name or f"APGD-T{suffix}", build, objective=objective, targeted=True)
 
 
+@_reused
 def square_stage(eps, norm, *, queries=SQUARE_QUERIES, p_init=0.8):
     """Square (gradient-free), with the p schedule not rescaled to the budget, as AutoAttack builds it."""
     def build(forward, image_shape):
@@ -89,6 +142,7 @@ def square_stage(eps, norm, *, queries=SQUARE_QUERIES, p_init=0.8):
     return Stage("Square", build, objective=None, second_opinion=True)
 
 
+@_reused
 def fab_t_stage(eps, norm, *, steps=FAB_STEPS, num_targets=NUM_TARGETS):
     """FAB-T: FAB towards each of the classes ranked 2 .. num_targets + 1 by the clean logits, one target per call,
     each call only on the examples no earlier target fooled (as the reference's FAB-T loop)."""
@@ -99,8 +153,7 @@ def fab_t_stage(eps, norm, *, steps=FAB_STEPS, num_targets=NUM_TARGETS):
             lambda x, y, t, seed: fab_attack(forward, x, y, eps=eps, norm=norm, steps=steps, targets=t, seed=seed),
             input_signature=[tf.TensorSpec([None, *image_shape], tf.float32), tf.TensorSpec([None], LABEL_DTYPE),
                              tf.TensorSpec([None], LABEL_DTYPE), tf.TensorSpec([2], tf.int64)], autograph=False)
-        logits_of = tf.function(lambda x: forward(x)["logits"], autograph=False,
-                                input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
+        logits_of = _logits_graph(forward, image_shape)
 
         def attack(x01, labels, seed):
             logits = logits_of(tf.constant(x01)).numpy()
@@ -128,6 +181,7 @@ def fab_t_stage(eps, norm, *, steps=FAB_STEPS, num_targets=NUM_TARGETS):
     return Stage("FAB-T", build, objective="cw", targeted=True, second_opinion=True)
 
 
+@_reused
 def margin_stages(eps, norm, *, steps=APGD_STEPS, num_targets=NUM_TARGETS):
     """The MoCSE-adaptive stages: APGD on the experts' CW margin loss and APGD-T on the targeted DLR of the
     margins."""
@@ -197,7 +251,8 @@ def run_autoattack(forward, images01, labels, stages, *, eps, norm, batch_size=2
 
     forward: `forward(x01) -> {"logits", ...}` (e.g. `model_forward(network)`, float32 whatever the policy).
     progress(stage name, number of examples) -> advance(count), called for each stage (a progress bar); log
-    receives one line per stage with the robust accuracy after it.
+    receives one line per stage with the robust accuracy after it. Graphs are traced on the first call only: later
+    calls with the same forward, equal stages and the same image shape reuse them (see `built_stage`).
     """
     geometry.check_norm(norm)
     check_eps(eps)
@@ -210,8 +265,7 @@ def run_autoattack(forward, images01, labels, stages, *, eps, norm, batch_size=2
     if len(set(names)) != len(names):
         raise UsageError(f"stage names must differ, got {names}")
     image_shape = images01.shape[1:]
-    logits_of = tf.function(lambda x: forward(x)["logits"], autograph=False,
-                            input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
+    logits_of = _logits_graph(forward, image_shape)
 
     def predict(x):
         return np.concatenate([np.argmax(logits_of(tf.constant(x[i:i + batch_size])).numpy(), axis=1)
@@ -224,7 +278,7 @@ def run_autoattack(forward, images01, labels, stages, *, eps, norm, batch_size=2
     log(f"clean: {100 * clean_correct.mean():.2f}% ({len(labels)} images)")
     for index, stage in enumerate(stages):
         started = time.perf_counter()
-        attack = stage.build(forward, image_shape)
+        attack = built_stage(stage, forward, image_shape)
         chosen_all = np.flatnonzero(robust)
         advance = progress(stage.name, len(chosen_all)) if progress is not None else None
         fooled_count = rejected = 0

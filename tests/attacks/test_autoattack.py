@@ -10,6 +10,7 @@ from mocse_tf import attacks
 from mocse_tf.attacks import autoattack
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import sanity
+from tests.attacks.attack_models import NUM_CLASSES, synthetic_images, tiny_conv_net
 
 EPS = 4 / 255
 
@@ -117,3 +118,32 @@ def test_fab_t_stage_runs_once_fab_lands(trained_net):
                                        norm="linf", log=lambda line: None)
     assert result.rejected["FAB-T"] == 0
     assert np.abs(result.x_adv - x[:16]).max() <= EPS + 1e-5
+
+
+def test_repeated_runs_reuse_the_traced_graphs():
+    # Each trace of a stage's graph calls the Python forward; running a traced graph does not. A second cascade
+    # with equal stages on the same forward (other images, another batch size) must trace nothing.
+    inner = attacks.model_forward(tiny_conv_net(seed=5))
+    traces = []
+
+    def forward(x01):
+        traces.append(x01.shape)
+        return inner(x01)
+
+    x, _ = synthetic_images(10, seed=6)
+    labels = np.argmax(inner(tf.constant(x))["logits"], axis=1)  # all clean-correct; eps too small to fool any
+    settings = dict(num_classes=NUM_CLASSES, square_queries=3, apgd_steps=2, fab_steps=2, num_targets=2)
+
+    def cascade(images, batch_size, **changed):
+        stages = autoattack.standard_stages(1e-4, "linf", **{**settings, **changed})
+        return autoattack.run_autoattack(forward, images, labels[:len(images)], stages, eps=1e-4, norm="linf",
+                                         batch_size=batch_size, log=lambda line: None)
+
+    first = cascade(x, 10)
+    assert list(first.robust_after) == ["APGD-CE", "APGD-T", "FAB-T", "Square"] and first.robust.all()
+    traced = len(traces)
+    assert traced >= 5  # the logits graph and the four stages
+    cascade(x[:7], 4)
+    assert len(traces) == traced
+    cascade(x[:7], 4, square_queries=4)  # other settings: only Square is traced anew (its clean logits, start and
+    assert 0 < len(traces) - traced <= 3  # loop body each call forward once)
