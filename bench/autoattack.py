@@ -15,7 +15,7 @@ speed only, at a reduced scale (--resnet_images, --resnet_steps, --resnet_querie
 
   python bench/autoattack.py                       # both models, defaults below
   python bench/autoattack.py --models=small --images=200 --queries=1000
-  python bench/autoattack.py --models=small --attacks=Square --repeats=3
+  python bench/autoattack.py --models=small --attacks=Square --repeats=3 --norms=linf,l2
 """
 
 import argparse
@@ -34,6 +34,8 @@ from mocse_tf import attacks  # noqa: E402
 from mocse_tf.attacks import autoattack  # noqa: E402
 from mocse_tf.data import load_arrays  # noqa: E402
 
+# The radius of each threat model (as RobustBench reports them), in [0, 1] image units.
+RADIUS = {"linf": 8 / 255, "l2": 0.5}
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-mini")
 
 
@@ -77,12 +79,12 @@ def x01_model(network):
 # --- the two sides ----------------------------------------------------------------------------------------------
 
 
-def ours(network, eps, steps, queries, batch):
+def ours(network, eps, norm, steps, queries, batch):
     forward = attacks.model_forward(network)
     shape = network.input_shape[1:]
-    stages = {"APGD-CE": autoattack.apgd_stage(eps, "linf", steps=steps),
-              "APGD-T": autoattack.apgd_t_stage(eps, "linf", steps=steps),
-              "Square": autoattack.square_stage(eps, "linf", queries=queries)}
+    stages = {"APGD-CE": autoattack.apgd_stage(eps, norm, steps=steps),
+              "APGD-T": autoattack.apgd_t_stage(eps, norm, steps=steps),
+              "Square": autoattack.square_stage(eps, norm, queries=queries)}
     built = {name: stage.build(forward, shape) for name, stage in stages.items()}
 
     def run(name, x, y):
@@ -91,27 +93,28 @@ def ours(network, eps, steps, queries, batch):
     return run
 
 
-def art(network, eps, steps, queries, batch):
+def art(network, eps, norm, steps, queries, batch):
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
     from art.estimators.classification import TensorFlowV2Classifier
 
     model = x01_model(network)
+    norm = np.inf if norm == "linf" else 2
     classifier = TensorFlowV2Classifier(model=model, nb_classes=10, input_shape=tuple(network.input_shape[1:]),
                                         loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
                                         clip_values=(0.0, 1.0))
 
     def run(name, x, y):
         if name == "APGD-CE":
-            attack = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+            attack = AutoProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=2 * eps, max_iter=steps,
                                                   nb_random_init=1, batch_size=batch, loss_type="cross_entropy",
                                                   verbose=False)
             return attack.generate(x=x, y=np.eye(10)[y])
         if name == "Square":
-            attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=queries, p_init=0.8, nb_restarts=1,
+            attack = SquareAttack(classifier, norm=norm, eps=eps, max_iter=queries, p_init=0.8, nb_restarts=1,
                                   batch_size=batch, verbose=False)
             return attack.generate(x=x, y=np.eye(10)[y])
         # APGD-T: ART's targeted APGD on its DLR loss, towards each ranked target, on the images not yet fooled.
-        attack = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+        attack = AutoProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=2 * eps, max_iter=steps,
                                               targeted=True, nb_random_init=1, batch_size=batch,
                                               loss_type="difference_logits_ratio", verbose=False)
         logits = classifier.predict(x, batch_size=batch)
@@ -131,21 +134,28 @@ def art(network, eps, steps, queries, batch):
     return run
 
 
-def robust_accuracy(network, x_adv, x, y, eps):
+def _radius(norm, eps):
+    return f"L-inf eps {eps * 255:.0f}/255" if norm == "linf" else f"L2 eps {eps:g}"
+
+
+def robust_accuracy(network, x_adv, x, y, eps, norm):
     logits = network(x_adv * 255.0)["logits"].numpy()
-    inside = np.abs(x_adv - x).reshape(len(x), -1).max(axis=1) <= eps + 1e-5
+    delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
+    size = np.abs(delta).max(axis=1) if norm == "linf" else np.sqrt(np.sum(delta ** 2, axis=1))
+    inside = size <= eps + 1e-5
     return float(np.mean((np.argmax(logits, axis=1) == y) | ~inside))
 
 
-def compare(title, network, x, y, *, eps, steps, queries, batch, names, repeats):
+def compare(title, network, x, y, *, eps, norm, steps, queries, batch, names, repeats):
     logits = network(x * 255.0)["logits"].numpy()
     correct = np.argmax(logits, axis=1) == y
     xc, yc = x[correct], y[correct]
-    print(f"\n{title}: {len(x)} images, clean {100 * correct.mean():.1f}%, eps {eps * 255:.0f}/255, APGD {steps} "
+    print(f"\n{title}: {len(x)} images, clean {100 * correct.mean():.1f}%, {_radius(norm, eps)}, APGD {steps} "
           f"steps, Square {queries} queries, batch {batch}")
     print("| attack | mocse_tf robust % | ART robust % | mocse_tf img/s | ART img/s | speed ratio |")
     print("|---|---|---|---|---|---|")
-    sides = {"mocse_tf": ours(network, eps, steps, queries, batch), "ART": art(network, eps, steps, queries, batch)}
+    sides = {"mocse_tf": ours(network, eps, norm, steps, queries, batch),
+             "ART": art(network, eps, norm, steps, queries, batch)}
     for name in names:
         row = {}
         for side, run in sides.items():
@@ -157,7 +167,7 @@ def compare(title, network, x, y, *, eps, steps, queries, batch, names, repeats)
                 started = time.perf_counter()
                 x_adv = run(name, xc, yc)
                 seconds[side] = min(seconds[side], time.perf_counter() - started)
-                robust = robust_accuracy(network, x_adv, xc, yc, eps) * correct.mean()
+                robust = robust_accuracy(network, x_adv, xc, yc, eps, norm) * correct.mean()
                 row[side] = (100 * robust, len(xc) / seconds[side])
         print(f"| {name} | {row['mocse_tf'][0]:.1f} | {row['ART'][0]:.1f} | {row['mocse_tf'][1]:.2f} | "
               f"{row['ART'][1]:.2f} | {row['mocse_tf'][1] / row['ART'][1]:.1f}x |", flush=True)
@@ -177,6 +187,8 @@ def main():
                         help="which rows to measure, comma-separated (the ResNet rows skip APGD-T)")
     parser.add_argument("--cache", default="/tmp/mocse_tf_bench_small_pgd_v2.keras",
                         help="where the trained small net is kept between runs ('' to retrain every time)")
+    parser.add_argument("--norms", default="linf",
+                        help="threat models, comma-separated: linf (eps 8/255), l2 (eps 0.5); a table for each")
     parser.add_argument("--resnet_width", type=int, default=64)
     parser.add_argument("--resnet_images", type=int, default=8)
     parser.add_argument("--resnet_steps", type=int, default=10)
@@ -186,7 +198,11 @@ def main():
     unknown = sorted(set(wanted) - {"APGD-CE", "APGD-T", "Square"})
     if unknown:
         parser.error(f"--attacks takes APGD-CE, APGD-T, Square; got {', '.join(unknown)}")
-    eps = 8 / 255
+    norms = args.norms.split(",")
+    unknown = sorted(set(norms) - set(RADIUS))
+    if unknown:
+        parser.error(f"--norms takes {', '.join(RADIUS)}; got {', '.join(unknown)}")
+    eps = RADIUS["linf"]  # the small net's PGD training
     test = load_arrays("cifar10_local", "test", local_dir=DATA)
     x, y = test.images.astype(np.float32) / 255.0, np.asarray(test.labels, np.int64)
     print(f"TensorFlow {tf.__version__}, keras {keras.__version__}")
@@ -198,9 +214,10 @@ def main():
             network = pgd_trained_small_net(args.clean_epochs, args.epochs, eps)
             if args.cache:
                 network.save(args.cache)
-        compare("small conv net, PGD-trained", network, x[:args.images], y[:args.images], eps=eps, steps=args.steps,
-                queries=args.queries, batch=args.batch,
-                names=[n for n in ("APGD-CE", "APGD-T", "Square") if n in wanted], repeats=args.repeats)
+        for norm in norms:
+            compare("small conv net, PGD-trained", network, x[:args.images], y[:args.images], eps=RADIUS[norm],
+                    norm=norm, steps=args.steps, queries=args.queries, batch=args.batch,
+                    names=[n for n in ("APGD-CE", "APGD-T", "Square") if n in wanted], repeats=args.repeats)
     if "resnet" in args.models:
         from mocse_tf.models import preact_resnet18
 
@@ -209,11 +226,11 @@ def main():
         images = x[:args.resnet_images]
         # Untrained: its own predictions serve as labels, so every image is attacked.
         predicted = np.argmax(network(images * 255.0)["logits"].numpy(), axis=1)
-        compare(f"PreAct-ResNet-18 width {args.resnet_width}, untrained (speed only, reduced scale)", network,
-                images, predicted, eps=eps, steps=args.resnet_steps,
-                queries=args.resnet_queries, batch=args.resnet_images,
-                names=[n for n in ("APGD-CE", "Square") if n in wanted],
-                repeats=args.repeats)
+        for norm in norms:
+            compare(f"PreAct-ResNet-18 width {args.resnet_width}, untrained (speed only, reduced scale)", network,
+                    images, predicted, eps=RADIUS[norm], norm=norm, steps=args.resnet_steps,
+                    queries=args.resnet_queries, batch=args.resnet_images,
+                    names=[n for n in ("APGD-CE", "Square") if n in wanted], repeats=args.repeats)
 
 
 if __name__ == "__main__":
