@@ -3,13 +3,16 @@
 On a terminal the line is redrawn in place (carriage return, no colours). When the output is a file or a pipe
 every report is a plain line: at most one a minute while working and one at the end, so a redirected run is
 never silent for long and its log holds no control characters. The remaining time is estimated from the work
-after the first update, whose time includes tracing and compiling.
+after the first update, whose time includes tracing and compiling. `StageProgress` reports a plan of long stages
+(bin/table1's) with the time left priced from the rates measured so far.
 """
 
 import sys
 import time
 
 import keras
+
+from mocse_tf.files import read_json, write_json
 
 
 def format_seconds(seconds):
@@ -85,6 +88,61 @@ class Progress:
         if not self._finished:
             self._finished = True
             self._write(self.line() + suffix, final=True)
+
+
+class StageProgress:
+    """One line per step of a plan of stages (bin/table1's trainings and evaluations) with the time spent and an
+    estimate of what is left.
+
+    `stages`: {(job, stage): {"units": its cost, "kind": what makes two rates alike (the network), "done": 0..1}}.
+    Every unfinished stage is priced at the seconds per unit measured so far for the same stage and kind (or the
+    same kind, or any stage, before that is known). Measurements are kept in `rates_path` (when given), so a
+    resumed plan estimates from its first line on."""
+
+    def __init__(self, stages, log, rates_path=None, label="table"):
+        self.stages = stages
+        self.log = log
+        self.label = label
+        self.started = time.time()
+        self.rates_path = rates_path
+        stored = read_json(rates_path, default={}) if rates_path else {}
+        self.measured = {tuple(key.split("/")): value for key, value in stored.items()}  # (stage, kind) -> [s, units]
+
+    def rate(self, stage, kind):
+        for keys in ([(stage, kind)], [k for k in self.measured if k[1] == kind], list(self.measured)):
+            seconds = sum(self.measured[k][0] for k in keys if k in self.measured)
+            units = sum(self.measured[k][1] for k in keys if k in self.measured)
+            if units:
+                return seconds / units
+        return None
+
+    def left(self):
+        total = 0.0
+        for (_, stage), info in self.stages.items():
+            remaining = info["units"] * (1.0 - info["done"])
+            if remaining <= 0:
+                continue
+            rate = self.rate(stage, info["kind"])
+            if rate is None:
+                return None
+            total += remaining * rate
+        return total
+
+    def record(self, job, stage, fraction_done, seconds_now, units_now):
+        """Marks `fraction_done` of a stage finished after `units_now` units took `seconds_now` seconds."""
+        info = self.stages[(job, stage)]
+        info["done"] = fraction_done
+        if units_now > 0:
+            bucket = self.measured.setdefault((stage, info["kind"]), [0.0, 0.0])
+            bucket[0] += seconds_now
+            bucket[1] += units_now
+            if self.rates_path:
+                write_json(self.rates_path, {"/".join(key): value for key, value in self.measured.items()})
+
+    def line(self, prefix, text):
+        left = self.left()
+        estimate = "estimate after the first measured stage" if left is None else f"~{format_seconds(left)} left"
+        self.log(f"{prefix}: {text} | {self.label} {format_seconds(time.time() - self.started)} elapsed, {estimate}")
 
 
 class EpochProgress(keras.callbacks.Callback):

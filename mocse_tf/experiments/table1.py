@@ -2,10 +2,11 @@
 and augmented training for every seed, evaluate each model on all 19 corruptions x 5 severities and under attack,
 and write every cell as mean +- std over seeds beside the paper's value, with the paired MoCSE - PreAct difference.
 
-Output folder (`--output_dir`, resumable at every level: rerunning the same command skips what is finished and
+Output folder (`output_dir`, resumable at every level: rerunning the same command skips what is finished and
 resumes an unfinished training at its last epoch):
 
-    table1_config.json            what this table is (scale, recipe, evaluation); a different table is refused
+    owner.json                    what this table is (scale, recipe, evaluation; mocse_tf.ownership): another
+                                  table is refused
     train/<run>/                  one training run folder each (mocse_tf.training.run: checkpoints, history)
     models/<run>/model.keras      the trained networks (and their SavedModels)
     corrupted/                    the corrupted test set, made once by make_c and read by every evaluation
@@ -15,15 +16,17 @@ resumes an unfinished training at its last epoch):
 """
 
 import dataclasses
+import functools
 import math
 import os
 import time
 
+from mocse_tf import ownership
 from mocse_tf.errors import UsageError
 from mocse_tf.experiments import seed_statistics
 from mocse_tf.training.config import TrainConfig
 from mocse_tf.files import read_json, write_csv, write_json, write_text
-from mocse_tf.progress import format_seconds
+from mocse_tf.progress import StageProgress, format_seconds
 
 REGIMES = ("standard", "adversarial", "augmented")
 ARCHS = ("preact_resnet18", "mocse")
@@ -33,7 +36,6 @@ PAPER_FILE = os.path.join(os.path.dirname(__file__), "paper_table1.json")
 # The paper's adversarial training (Madry et al. / Rice et al.): PGD, 10 steps of 2/255 in an L-inf ball of 8/255.
 PAPER_ADV = {"adv_steps": 10, "adv_step_size": 2.0 / 255.0, "adv_eps": 8.0 / 255.0}
 
-CONFIG_FILE = "table1_config.json"
 MARKDOWN_FILE = "table1.md"
 REPORT_FILE = "report.json"
 CSV_FILE = "table1.csv"
@@ -96,11 +98,11 @@ class Table1Config:
 def parse_seeds(spec):
     items = [s.strip() for s in str(spec).split(",") if s.strip()]
     if not items:
-        raise UsageError(f"no seed in {spec!r}; give one or more non-negative integers, e.g. --seeds=0,1,2")
+        raise UsageError(f"no seed in {spec!r}; give one or more non-negative integers, e.g. `seeds`=0,1,2")
     seeds = []
     for item in items:
         if not item.isdigit():
-            raise UsageError(f"seed {item!r} is not a non-negative integer; e.g. --seeds=0,1,2")
+            raise UsageError(f"seed {item!r} is not a non-negative integer; e.g. `seeds`=0,1,2")
         if int(item) not in seeds:
             seeds.append(int(item))
     return tuple(seeds)
@@ -135,26 +137,26 @@ def validate(config):
                   "square_queries", "targets"):
         value = getattr(config, field)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UsageError(f"{field} must be a positive integer, got {value!r}")
+            raise UsageError(f"`{field}` must be a positive integer, got {value!r}")
     for field in ("num_train_examples", "num_test_examples", "num_attack_examples"):
         value = getattr(config, field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UsageError(f"{field} must be 0 (all) or a positive integer, got {value!r}")
+            raise UsageError(f"`{field}` must be 0 (all) or a positive integer, got {value!r}")
     if 0 < config.num_train_examples < config.batch_size:
-        raise UsageError(f"num_train_examples={config.num_train_examples} leaves fewer than one batch of "
-                         f"batch_size={config.batch_size}; raise num_train_examples or lower batch_size")
+        raise UsageError(f"`num_train_examples`={config.num_train_examples} leaves fewer than one batch of "
+                         f"`batch_size`={config.batch_size}; raise `num_train_examples` or lower `batch_size`")
     if config.corruption_source not in CORRUPTION_SOURCES:
-        raise UsageError(f"unknown corruption_source {config.corruption_source!r}; choose from "
+        raise UsageError(f"unknown `corruption_source` {config.corruption_source!r}; choose from "
                          f"{', '.join(CORRUPTION_SOURCES)}")
     if config.corruption_source == "folder" and not config.c_dir:
-        raise UsageError("corruption_source=folder needs c_dir (an extracted CIFAR-10-C or bin/make_c folder)")
+        raise UsageError("`corruption_source`=folder needs `c_dir` (an extracted CIFAR-10-C or bin/make_c folder)")
     if config.dataset == "cifar10_local" and not config.local_dir:
-        raise UsageError("dataset=cifar10_local needs local_dir (a cifar-10-batches-py folder)")
+        raise UsageError("`dataset`=cifar10_local needs `local_dir` (a cifar-10-batches-py folder)")
     if not (0 < config.adv_eps <= 1 and 0 < config.adv_step_size <= 1):
-        raise UsageError(f"adv_eps and adv_step_size are in [0, 1] pixel units (8/255 = 0.0314), got "
+        raise UsageError(f"`adv_eps` and `adv_step_size` are in [0, 1] pixel units (8/255 = 0.0314), got "
                          f"{config.adv_eps} and {config.adv_step_size}")
     if config.learning_rate <= 0:
-        raise UsageError(f"learning_rate must be > 0, got {config.learning_rate}")
+        raise UsageError(f"`learning_rate` must be > 0, got {config.learning_rate}")
     from mocse_tf.evaluation.adversarial_eval import parse_attacks
 
     parse_attacks(config.attacks, config.attack_restarts)
@@ -267,82 +269,14 @@ def forward_equivalents(costs):
     return sum(images * passes * (3 if kind == "forward+backward" else 1) for images, passes, kind in costs.values())
 
 
-# --- progress -------------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """One line per run and stage with the time spent and an estimate of what is left.
-
-    The estimate prices every unfinished stage in forward-pass equivalents at the seconds per unit measured so far
-    for the same stage kind and network (or the same network, or any stage, before that is known). Measurements
-    are kept in `rates_path` (when given), so a resumed table estimates from its first line on."""
-
-    def __init__(self, stages, log, rates_path=None):
-        self.stages = stages  # {(run name, stage): {"units", "arch", "done"}}
-        self.log = log
-        self.started = time.time()
-        self.rates_path = rates_path
-        stored = read_json(rates_path, default={}) if rates_path else {}
-        self.measured = {tuple(key.split("/")): value for key, value in stored.items()}  # (stage, arch) -> [s, units]
-
-    def rate(self, stage, arch):
-        for keys in ([(stage, arch)], [k for k in self.measured if k[1] == arch], list(self.measured)):
-            seconds = sum(self.measured[k][0] for k in keys if k in self.measured)
-            units = sum(self.measured[k][1] for k in keys if k in self.measured)
-            if units:
-                return seconds / units
-        return None
-
-    def left(self):
-        total = 0.0
-        for (_, stage), info in self.stages.items():
-            remaining = info["units"] * (1.0 - info["done"])
-            if remaining <= 0:
-                continue
-            rate = self.rate(stage, info["arch"])
-            if rate is None:
-                return None
-            total += remaining * rate
-        return total
-
-    def record(self, run, stage, fraction_done, seconds_now, units_now):
-        """Marks `fraction_done` of a stage finished after `units_now` units took `seconds_now` seconds."""
-        info = self.stages[(run.name, stage)]
-        info["done"] = fraction_done
-        if units_now > 0:
-            bucket = self.measured.setdefault((stage, run.arch), [0.0, 0.0])
-            bucket[0] += seconds_now
-            bucket[1] += units_now
-            if self.rates_path:
-                write_json(self.rates_path, {"/".join(key): value for key, value in self.measured.items()})
-
-    def line(self, index, total, run, text):
-        left = self.left()
-        estimate = "estimate after the first measured stage" if left is None else f"~{format_seconds(left)} left"
-        self.log(f"[{index}/{total}] {run.regime} {run.model} seed {run.seed}: {text} | table "
-                 f"{format_seconds(time.time() - self.started)} elapsed, {estimate}")
-
-
 # --- the table folder -------------------------------------------------------------------------------------------
 
 
 def claim_folder(config):
-    """Creates output_dir or checks that it holds this same table; never touches another table's runs."""
-    path = os.path.join(config.output_dir, CONFIG_FILE)
-    identity = config.identity()
-    if os.path.isdir(config.output_dir) and os.listdir(config.output_dir):
-        stored = read_json(path)
-        if stored is None:
-            raise UsageError(f"output_dir {config.output_dir} is not empty and holds no {CONFIG_FILE}; choose a new "
-                             f"output_dir or empty that folder")
-        differences = [f"{k}={stored.get(k)!r} there vs {v!r} now" for k, v in identity.items() if stored.get(k) != v]
-        if differences:
-            raise UsageError(f"output_dir {config.output_dir} holds a different table's runs "
-                             f"({'; '.join(differences[:3])}); use a new output_dir, or rerun with the same settings "
-                             f"to resume it")
-        return
-    os.makedirs(config.output_dir, exist_ok=True)
-    write_json(path, identity)
+    """Creates output_dir or checks that it holds this same table (mocse_tf.ownership); never touches another
+    table's runs."""
+    ownership.claim(config.output_dir, {"tool": "bin/table1", "settings": config.identity()},
+                    "use a new `output_dir`, or rerun with the same settings to resume it")
 
 
 def _training_finished(train_cfg):
@@ -423,7 +357,7 @@ def _dataset_sizes(config):
                        num_examples=config.num_test_examples or None)
     if len(train) < config.batch_size:
         raise UsageError(f"{config.dataset} gives {len(train)} training images, fewer than one batch of "
-                         f"batch_size={config.batch_size}; lower batch_size or use more training images")
+                         f"`batch_size`={config.batch_size}; lower `batch_size` or use more training images")
     return len(train), len(test)
 
 
@@ -457,54 +391,55 @@ def run_table1(config, log=print):
     stages = {}
     for run in runs:
         costs = run_costs(config, run, num_train, num_test)
-        train_units = forward_equivalents({k: costs[k] for k in ("train", "validation")})
         done = _epochs_done(train_config(config, run, aggregates)) / config.epochs
-        stages[(run.name, "train")] = {"units": train_units, "arch": run.arch, "done": min(1.0, done)}
+        stages[(run.name, "train")] = {"units": forward_equivalents({k: costs[k] for k in ("train", "validation")}),
+                                       "kind": run.arch, "done": min(1.0, done)}
         for stage in ("corruption", "adversarial"):
             finished = os.path.isfile(os.path.join(_eval_dir(config, run, stage), "report.json"))
-            stages[(run.name, stage)] = {"units": forward_equivalents({stage: costs[stage]}), "arch": run.arch,
+            stages[(run.name, stage)] = {"units": forward_equivalents({stage: costs[stage]}), "kind": run.arch,
                                          "done": 1.0 if finished else 0.0}
-    progress = Progress(stages, log, rates_path=os.path.join(config.output_dir, RATES_FILE))
-
+    progress = StageProgress(stages, log, rates_path=os.path.join(config.output_dir, RATES_FILE))
     for index, run in enumerate(runs, 1):
-        train_cfg = train_config(config, run, aggregates)
-        finished, keras_path = _training_finished(train_cfg)
-        info = stages[(run.name, "train")]
-        trained_now = not finished
-        if finished:
-            info["done"] = 1.0
-            progress.line(index, len(runs), run, "training finished before, skipped")
-        else:
-            start_epoch = _epochs_done(train_cfg)
-            clock = {"last": time.time(), "start": time.time()}
-
-            def on_epoch(epoch, logs, run=run, clock=clock, info=info):
-                now = time.time()
-                progress.record(run, "train", epoch / config.epochs, now - clock["last"],
-                                info["units"] / config.epochs)
-                clock["last"] = now
-                accuracy = logs.get("val_accuracy")
-                progress.line(index, len(runs), run, f"train epoch {epoch}/{config.epochs}"
-                              + (f", test accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
-                              + f", run {format_seconds(now - clock['start'])}")
-
-            progress.line(index, len(runs), run, "training starts" if start_epoch == 0
-                          else f"training resumes after epoch {start_epoch}/{config.epochs}")
-            _train(train_cfg, on_epoch)
-            finished, keras_path = _training_finished(train_cfg)
-        for stage, evaluate in (("corruption", _evaluate_corruptions), ("adversarial", _evaluate_attacks)):
-            output_dir = _eval_dir(config, run, stage)
-            # A model trained (or finished) in this invocation is evaluated again: an older report is of another model.
-            if trained_now is False and os.path.isfile(os.path.join(output_dir, "report.json")):
-                stages[(run.name, stage)]["done"] = 1.0
-                progress.line(index, len(runs), run, f"{stage} evaluation finished before, skipped")
-                continue
-            started = time.time()
-            evaluate(config, run, keras_path, output_dir)
-            progress.record(run, stage, 1.0, time.time() - started, stages[(run.name, stage)]["units"])
-            progress.line(index, len(runs), run, f"{stage} evaluation done in {format_seconds(time.time() - started)}")
+        say = functools.partial(progress.line, f"[{index}/{len(runs)}] {run.regime} {run.model} seed {run.seed}")
+        _train_and_evaluate(config, run, train_config(config, run, aggregates), progress, say)
     table = build_table(config, runs, aggregates)
     return write_table(table, config.output_dir)
+
+
+def _train_and_evaluate(config, run, train_cfg, progress, say):
+    """One run of the table: its training (skipped when finished, resumed when begun), then its evaluations."""
+    finished, keras_path = _training_finished(train_cfg)
+    if finished:
+        progress.stages[(run.name, "train")]["done"] = 1.0
+        say("training finished before, skipped")
+    else:
+        start_epoch = _epochs_done(train_cfg)
+        clock = {"last": time.time(), "start": time.time()}
+
+        def on_epoch(epoch, logs):
+            now = time.time()
+            progress.record(run.name, "train", epoch / config.epochs, now - clock["last"],
+                            progress.stages[(run.name, "train")]["units"] / config.epochs)
+            clock["last"] = now
+            accuracy = logs.get("val_accuracy")
+            say(f"train epoch {epoch}/{config.epochs}"
+                + (f", test accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
+                + f", run {format_seconds(now - clock['start'])}")
+
+        say("training starts" if start_epoch == 0 else f"training resumes after epoch {start_epoch}/{config.epochs}")
+        _train(train_cfg, on_epoch)
+        keras_path = _training_finished(train_cfg)[1]
+    for stage, evaluate in (("corruption", _evaluate_corruptions), ("adversarial", _evaluate_attacks)):
+        output_dir = _eval_dir(config, run, stage)
+        # A model trained (or finished) in this invocation is evaluated again: an older report is of another model.
+        if finished and os.path.isfile(os.path.join(output_dir, "report.json")):
+            progress.stages[(run.name, stage)]["done"] = 1.0
+            say(f"{stage} evaluation finished before, skipped")
+            continue
+        started = time.time()
+        evaluate(config, run, keras_path, output_dir)
+        progress.record(run.name, stage, 1.0, time.time() - started, progress.stages[(run.name, stage)]["units"])
+        say(f"{stage} evaluation done in {format_seconds(time.time() - started)}")
 
 
 # --- the table ------------------------------------------------------------------------------------------------------

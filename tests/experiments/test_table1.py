@@ -20,8 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     ({"seeds": "0,x"}, "seed 'x'"),
     ({"num_train_examples": 100, "batch_size": 128}, "fewer than one batch"),
     ({"mocse_aggregates": "margin,mean"}, "unknown MoCSE aggregate 'mean'"),
-    ({"corruption_source": "web"}, "unknown corruption_source 'web'"),
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"corruption_source": "web"}, "unknown `corruption_source` 'web'"),
+    ({"epochs": 0}, "`epochs` must be a positive integer"),
 ])
 def test_bad_settings_raise_value_errors_naming_the_value(changes, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -84,12 +84,13 @@ def test_costs_by_hand():
 def test_a_folder_of_another_table_is_refused(tmp_path):
     config = table1.Table1Config(output_dir=str(tmp_path / "t"), epochs=2)
     table1.claim_folder(config)
+    (tmp_path / "t" / "train").mkdir()  # a run begun: the folder now holds this table's work
     table1.claim_folder(table1.Table1Config(output_dir=str(tmp_path / "t"), epochs=2, seeds="5"))  # more seeds: fine
-    with pytest.raises(UsageError, match="holds a different table's runs.*epochs=2 there vs 3 now"):
+    with pytest.raises(UsageError, match="belongs to another run .*epochs=2 there vs 3 now.*use a new `output_dir`"):
         table1.claim_folder(table1.Table1Config(output_dir=str(tmp_path / "t"), epochs=3))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("not a table")
-    with pytest.raises(UsageError, match="holds no table1_config.json"):
+    with pytest.raises(UsageError, match="already holds files .x.txt. and no record of the run"):
         table1.claim_folder(table1.Table1Config(output_dir=str(tmp_path / "other")))
 
 
