@@ -70,12 +70,12 @@ def resolve_model_path(path, *, need_network=False):
                         None)
     if resolved is None:
         raise UsageError(
-            f"--model {path!r} is neither a SavedModel folder (with saved_model.pb), a folder of numeric SavedModel "
+            f"`model` {path!r} is neither a SavedModel folder (with saved_model.pb), a folder of numeric SavedModel "
             f"versions, nor a .keras file; point it at e.g. saved_models/<run>/<version> or "
             f"saved_models/<run>/{KERAS_FILE}")
     if need_network and not resolved.endswith(".keras") and not os.path.isfile(_sibling_keras_file(resolved)):
         raise UsageError(
-            f"--model {path!r} is a SavedModel, whose serving signature takes uint8 images and so gives no input "
+            f"`model` {path!r} is a SavedModel, whose serving signature takes uint8 images and so gives no input "
             f"gradients to attack, and no {KERAS_FILE} lies beside it ({_sibling_keras_file(resolved)} is absent); "
             f"pass the .keras file that bin/train writes into saved_models/<run>/{KERAS_FILE} (or save the network "
             f"with network.save)")
@@ -202,7 +202,7 @@ def check_same_model(network, saved_model):
     if served.shape != ours.shape or float(np.max(np.abs(served - ours))) > tolerance:
         raise UsageError(f"the {KERAS_FILE} beside SavedModel {saved_model.path} gives different logits than the "
                          f"SavedModel (another training run or version?); pass the .keras file of the model you "
-                         f"mean to evaluate with --model")
+                         f"mean to evaluate with `model`")
 
 
 def check_class_counts(classifiers, num_classes, data_name):
@@ -211,7 +211,7 @@ def check_class_counts(classifiers, num_classes, data_name):
         if classifier.num_classes != num_classes:
             raise UsageError(f"model {model_name} ({classifier.path}) predicts {classifier.num_classes} classes but "
                              f"{data_name} has {num_classes}; evaluate it on the data set it was trained on "
-                             f"(--dataset)")
+                             f"(`dataset`)")
 
 
 def load_model(path, *, need_network=False):

@@ -104,7 +104,7 @@ def check(folder, owner, way_out, overwrite=False):
     raises FolderOwnedByOther naming the owner and `way_out`. Also checks that the folder can be written.
 
     `owner`: {"tool": name, "settings": {...}} (JSON values); `way_out`: the fix to name, e.g.
-    "choose another --output_dir or pass --overwrite".
+    "choose another `output_dir` or pass `overwrite`".
     """
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FolderOwnedByOther(f"{folder} is a file, not a folder; choose another folder name")

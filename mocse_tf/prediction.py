@@ -4,7 +4,6 @@ Images of any size and colour mode are turned into the model's uint8 [32, 32, 3]
 what was changed); class names come from a list given by the user or a `class_names.json` beside the export.
 """
 
-import json
 import os
 
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mocse_tf import loading
 from mocse_tf.errors import UsageError
 from mocse_tf.export import CLASS_NAMES_FILE
+from mocse_tf.files import read_json
 
 IMAGE_SIZE = (32, 32)  # width, height of the models' input
 
@@ -61,20 +61,19 @@ def _to_rgb(image, notes):
 
 
 def parse_class_names(value):
-    """--class_names: a comma-separated list, or the path of a JSON file holding a list of names."""
+    """`class_names`: a comma-separated list, or the path of a JSON file holding a list of names."""
     if os.path.isfile(value):
         return _read_class_names_file(value)
     names = [name.strip() for name in value.split(",")]
     if value.endswith(".json") or len(names) < 2 or not all(names):
-        raise UsageError(f"--class_names={value!r} is neither an existing JSON file nor a comma-separated list "
-                         f"of names; pass e.g. --class_names=cat,dog or --class_names=path/to/{CLASS_NAMES_FILE}")
+        raise UsageError(f"`class_names`={value!r} is neither an existing JSON file nor a comma-separated list "
+                         f"of names; pass e.g. `class_names`=cat,dog or `class_names`=path/to/{CLASS_NAMES_FILE}")
     return names
 
 
 def _read_class_names_file(path):
     try:
-        with open(path) as handle:
-            names = json.load(handle)
+        names = read_json(path)
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read class names from {path}: {err}") from None
     if isinstance(names, dict):  # also accept {"class_names": [...]}
@@ -94,10 +93,11 @@ def find_class_names_file(model_path):
     return None
 
 
-def resolve_class_names(classifier, class_names_flag=None):
-    """Names for the classifier's classes: the flag, else class_names.json beside the export, else class_<i>."""
-    if class_names_flag:
-        names, source = parse_class_names(class_names_flag), "--class_names"
+def resolve_class_names(classifier, class_names=None):
+    """Names for the classifier's classes: `class_names` (see parse_class_names), else class_names.json beside the
+    export, else class_<i>."""
+    if class_names:
+        names, source = parse_class_names(class_names), "`class_names`"
     else:
         source = find_class_names_file(classifier.path)
         if source is None:
@@ -112,9 +112,9 @@ def resolve_class_names(classifier, class_names_flag=None):
 def predict_files(model_path, image_paths, top_k=3, class_names=None):
     """Classifies image files; returns a JSON-ready dict with the top classes (and experts) per image."""
     if not image_paths:
-        raise UsageError("no images given; usage: bin/predict --model PATH IMAGE [IMAGE ...]")
+        raise UsageError("no images given; pass one or more image paths")
     if top_k <= 0:
-        raise UsageError(f"--top_k must be a positive integer, got {top_k}")
+        raise UsageError(f"`top_k` must be a positive integer, got {top_k}")
     # Read every image before loading the model, so a bad image fails at once.
     pixels, notes = zip(*(read_image(path) for path in image_paths))
     classifier = loading.load_model(model_path)

@@ -30,7 +30,7 @@ def load(local_dir, split):
         files = [path for path in [folder / "test_batch"] if path.is_file()]
         wanted = "test_batch"
     if not files:
-        raise UsageError(f"{folder} has no {split} batch file ({wanted}): --local_dir must point to {_EXPECTED}")
+        raise UsageError(f"{folder} has no {split} batch file ({wanted}): `local_dir` must point to {_EXPECTED}")
     images, labels = zip(*(_read_batch(path) for path in files))
     return np.concatenate(images), np.concatenate(labels), _class_names(folder)
 
@@ -38,12 +38,12 @@ def load(local_dir, split):
 def resolve_folder(local_dir):
     """The batch folder: `local_dir` itself, or its `cifar-10-batches-py` child."""
     if local_dir is None:
-        raise UsageError(f"--dataset=cifar10_local needs --local_dir=PATH: {_EXPECTED}")
+        raise UsageError(f"`dataset`=cifar10_local needs `local_dir`=PATH: {_EXPECTED}")
     folder = pathlib.Path(local_dir).expanduser()
     if not folder.exists():
-        raise UsageError(f"local data folder {folder} does not exist: --local_dir must point to {_EXPECTED}")
+        raise UsageError(f"local data folder {folder} does not exist: `local_dir` must point to {_EXPECTED}")
     if not folder.is_dir():
-        raise UsageError(f"local data path {folder} is not a folder: --local_dir must point to {_EXPECTED}")
+        raise UsageError(f"local data path {folder} is not a folder: `local_dir` must point to {_EXPECTED}")
     if (folder / FOLDER_NAME).is_dir():
         return folder / FOLDER_NAME
     return folder

@@ -1,4 +1,4 @@
-"""The data set registry: every `--dataset` name loads through `load_arrays` into one in-memory ArrayDataset."""
+"""The data set registry: every `dataset` name loads through `load_arrays` into one in-memory ArrayDataset."""
 
 import dataclasses
 

@@ -23,14 +23,14 @@ def make_pipeline(images, labels, batch_size, *, training, augment="standard", s
     images, labels = _checked_arrays(images, labels)
     augment_lib.check_policy(augment)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise UsageError(f"batch size must be a positive integer, got {batch_size!r} (e.g. --batch_size=128)")
+        raise UsageError(f"batch size must be a positive integer, got {batch_size!r} (e.g. `batch_size`=128)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UsageError(f"the pipeline seed must be a non-negative integer, got {seed!r} (e.g. --seed=0)")
+        raise UsageError(f"the pipeline seed must be a non-negative integer, got {seed!r} (e.g. `seed`=0)")
     if drop_remainder is None:
         drop_remainder = training
     if training and drop_remainder and len(images) < batch_size:
         raise UsageError(
-            f"{len(images)} training images cannot fill one batch of {batch_size}: lower --batch_size or use "
+            f"{len(images)} training images cannot fill one batch of {batch_size}: lower `batch_size` or use "
             "more examples"
         )
 
@@ -75,5 +75,5 @@ def _checked_arrays(images, labels):
             f"{list(labels.shape)}"
         )
     if len(images) == 0:
-        raise UsageError("the pipeline got 0 images: check the data set and --num_examples")
+        raise UsageError("the pipeline got 0 images: check the data set and `num_examples`")
     return images, labels

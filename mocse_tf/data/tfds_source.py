@@ -88,8 +88,8 @@ def _not_prepared_message(name, prepared_dir):
 
 
 def _how_to_supply(name):
-    offline = "--dataset=cifar10_local --local_dir=PATH (a cifar-10-batches-py folder) or " if name == "cifar10" else ""
+    offline = "`dataset`=cifar10_local `local_dir`=PATH (a cifar-10-batches-py folder) or " if name == "cifar10" else ""
     return (
-        f"run once with network access (tfds downloads and prepares {name}), pass --data_dir=DIR of a tfds data "
-        f"folder where {name} is prepared, or train offline with {offline}--dataset=synthetic"
+        f"run once with network access (tfds downloads and prepares {name}), pass `data_dir`=DIR of a tfds data "
+        f"folder where {name} is prepared, or train offline with {offline}`dataset`=synthetic"
     )

@@ -62,7 +62,7 @@ _NAME = re.compile(r"^(?P<kind>fgsm|pgd|apgdt|apgd)(?P<steps>\d*)(?:_(?P<objecti
 ATTACK_HELP = ("autoattack (AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square, + two attacks on the "
                "experts' margins on MoCSE), fgsm, pgd<k>[_<objective>] (e.g. pgd20, pgd50, pgd20_dlr), "
                "apgd[<k>]_<objective> (apgd_ce, apgd_dlr, apgd50_ce; APGD runs 100 steps unless <k> says otherwise), "
-               "apgdt[<k>][_<objective>] (APGD-T: targeted DLR, or a margin objective, towards the --targets "
+               "apgdt[<k>][_<objective>] (APGD-T: targeted DLR, or a margin objective, towards the `targets` "
                "runner-up classes in turn; apgdt, apgdt_margindlr), "
                "objectives ce, dlr, cw, total (MoCSE's CE + BCE), bce (the experts' BCE), margincw and margindlr (CW "
                "and DLR losses of the experts' margins z_true - z_false), or 'default' = "
@@ -121,20 +121,20 @@ def parse_attack(name, restarts):
         return AttackSpec(name, AUTOATTACK, APGD_DEFAULT_STEPS, AUTOATTACK, 1, False)
     match = _NAME.match(name)
     if not match:
-        raise UsageError(f"unknown attack {name!r} in --attacks; use {ATTACK_HELP}")
+        raise UsageError(f"unknown attack {name!r} in `attacks`; use {ATTACK_HELP}")
     kind, steps, suffix = match.group("kind"), match.group("steps"), match.group("objective")
     if kind == "fgsm" and steps:
-        raise UsageError(f"--attacks {name!r}: FGSM is one step; write fgsm (or pgd{steps} for {steps} steps)")
+        raise UsageError(f"`attacks` {name!r}: FGSM is one step; write fgsm (or pgd{steps} for {steps} steps)")
     if kind == "pgd" and not steps:
-        raise UsageError(f"--attacks {name!r}: say how many PGD steps, e.g. pgd20 or pgd50")
+        raise UsageError(f"`attacks` {name!r}: say how many PGD steps, e.g. pgd20 or pgd50")
     if kind == "apgd" and not suffix:
-        raise UsageError(f"--attacks {name!r}: name APGD's objective, e.g. apgd_ce or apgd_dlr")
+        raise UsageError(f"`attacks` {name!r}: name APGD's objective, e.g. apgd_ce or apgd_dlr")
     suffix = suffix or ("dlr" if kind == "apgdt" else "ce")
     if suffix not in OBJECTIVES:
-        raise UsageError(f"--attacks {name!r}: unknown objective {suffix!r}; choose one of {', '.join(OBJECTIVES)}")
+        raise UsageError(f"`attacks` {name!r}: unknown objective {suffix!r}; choose one of {', '.join(OBJECTIVES)}")
     steps = int(steps) if steps else (1 if kind == "fgsm" else APGD_DEFAULT_STEPS)
     if steps < 1:
-        raise UsageError(f"--attacks {name!r}: the number of steps must be at least 1")
+        raise UsageError(f"`attacks` {name!r}: the number of steps must be at least 1")
     objective, _, needs_experts = OBJECTIVES[suffix]
     return AttackSpec(name, kind, steps, objective, 1 if kind == "fgsm" else restarts, needs_experts)
 
@@ -142,11 +142,11 @@ def parse_attack(name, restarts):
 def parse_attacks(spec, restarts=1):
     """'default' or a comma-separated list of attack names -> (AttackSpec, ...) in order, duplicates dropped."""
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise UsageError(f"--restarts must be an integer >= 1, got {restarts!r}")
+        raise UsageError(f"`restarts` must be an integer >= 1, got {restarts!r}")
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     items = [item.strip().lower() for item in items if item and item.strip()]
     if not items:
-        raise UsageError(f"no attack named in --attacks={spec!r}; use {ATTACK_HELP}")
+        raise UsageError(f"no attack named in `attacks`={spec!r}; use {ATTACK_HELP}")
     specs = []
     for item in items:
         if item == "default":
@@ -167,7 +167,7 @@ def check_budget(eps, norm):
     if eps is None:
         return DEFAULT_EPS[norm]
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
-        raise UsageError(f"--eps is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf, 0.5 for l2), > 0; "
+        raise UsageError(f"`eps` is a radius in [0, 1] pixel units (8/255 = 0.0314 for linf, 0.5 for l2), > 0; "
                          f"got {eps!r}")
     return float(eps)
 
@@ -242,10 +242,7 @@ def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_
 def run_autoattack_spec(predictor, network, images01, labels, *, eps, norm, batch_size, seed, log, model_name,
                         square_queries, num_targets, apgd_steps=APGD_DEFAULT_STEPS):
     """AutoAttack's standard cascade on one network; returns (AutoAttackResult, its stages)."""
-    num_classes = int(network.output["logits"].shape[-1])
-    if num_targets >= num_classes:
-        raise UsageError(f"--targets={num_targets}: APGD-T and FAB-T need targets below the number of classes; the "
-                         f"model has {num_classes} classes, so use --targets <= {num_classes - 1}")
+    num_classes = int(network.output["logits"].shape[-1])  # standard_stages checks num_targets against it
     stages = autoattack.standard_stages(eps, norm, num_classes=num_classes, experts="expert_logits" in network.output,
                                         square_queries=square_queries, apgd_steps=apgd_steps, num_targets=num_targets)
 
@@ -404,8 +401,8 @@ def claim_output(config, resolved_models, merge_path, check_only=False):
             ownership.remove_stale_temporaries(output_dir)
         return
     owner = eval_config.output_owner(config, "eval_adv", resolved_models)
-    way_out = (f"choose another --output_dir, pass --merge_with={output_dir} to add the adversarial rows to the "
-               f"report it holds, or pass --overwrite to replace it")
+    way_out = (f"choose another `output_dir`, pass `merge_with`={output_dir} to add the adversarial rows to the "
+               f"report it holds, or pass `overwrite` to replace it")
     (ownership.check if check_only else ownership.claim)(output_dir, owner, way_out, config.overwrite)
 
 
@@ -427,16 +424,16 @@ def run_eval_adv(config, *, command=None, log=print):
     networks, keras_paths = {}, {}
     for name, path in zip(names, paths):
         classifier = loading.load_model(path, need_network=True)
-        loading.check_class_counts({name: classifier}, data.num_classes, f"--dataset={dataset}")
+        loading.check_class_counts({name: classifier}, data.num_classes, f"`dataset`={dataset}")
         networks[name], keras_paths[name] = classifier.network, os.path.abspath(classifier.path)
     if any(s.kind in (AUTOATTACK, "apgdt") for s in specs):
         for name, network in networks.items():
             classes = int(network.output["logits"].shape[-1])
             if config.targets >= classes:
-                raise UsageError(f"--targets={config.targets}: APGD-T and FAB-T attack towards other classes, and "
-                                 f"model {name} has {classes} classes; use --targets <= {classes - 1}")
+                raise UsageError(f"`targets`={config.targets}: APGD-T and FAB-T attack towards other classes, and "
+                                 f"model {name} has {classes} classes; use `targets` <= {classes - 1}")
     if explicit_expert and not any("expert_logits" in n.output for n in networks.values()):
-        raise UsageError(f"--attacks {','.join(explicit_expert)} attack the experts' outputs, and no --model is a "
+        raise UsageError(f"`attacks` {','.join(explicit_expert)} attack the experts' outputs, and no `models` is a "
                          f"MoCSE network; drop them or add a MoCSE model")
 
     images01 = data.images.astype(np.float32) / 255.0

@@ -90,20 +90,20 @@ class EvalConfig:
         for name in TOOL_FIELDS[tool]:  # NaN would pass the range checks below
             value = getattr(config, name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"--{name} must be a finite number, got {value}")
+                raise UsageError(f"`{name}` must be a finite number, got {value}")
         if tool == "eval_adv" and not config.bce_weight >= 0:
-            raise UsageError(f"--bce_weight must be >= 0, got {config.bce_weight}")
+            raise UsageError(f"`bce_weight` must be >= 0, got {config.bce_weight}")
         if config.num_examples is None:
             config.num_examples = DEFAULT_NUM_EXAMPLES[tool]
         if not config.output_dir:
             if tool == "make_c":
-                raise UsageError("--output_dir is required: the folder to write <corruption>.npy and labels.npy into")
+                raise UsageError("`output_dir` is required: the folder to write <corruption>.npy and labels.npy into")
             config.output_dir = os.path.join("runs", tool)
         if isinstance(config.num_examples, bool) or not isinstance(config.num_examples, int) or config.num_examples < 0:
-            raise UsageError(f"--num_examples must be 0 (all) or a positive number; got {config.num_examples!r}")
+            raise UsageError(f"`num_examples` must be 0 (all) or a positive number; got {config.num_examples!r}")
         if tool != "make_c":
             if isinstance(config.batch_size, bool) or not isinstance(config.batch_size, int) or config.batch_size <= 0:
-                raise UsageError(f"--batch_size must be a positive integer; got {config.batch_size!r}")
+                raise UsageError(f"`batch_size` must be a positive integer; got {config.batch_size!r}")
             config.column_names()
         if tool in ("eval_c", "make_c"):
             config.corruption_names()
@@ -113,13 +113,13 @@ class EvalConfig:
 
             check_choice("source", config.source, SOURCES)
             if config.baseline is not None and config.baseline not in config.column_names():
-                raise UsageError(f"--baseline {config.baseline!r} is not one of the model names "
-                                 f"({', '.join(config.column_names())}); name the models with --model_name")
+                raise UsageError(f"`baseline` {config.baseline!r} is not one of the model names "
+                                 f"({', '.join(config.column_names())}); name the models with `model_names`")
         if tool == "eval_adv":
             for name in ("square_queries", "targets"):
                 value = getattr(config, name)
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise UsageError(f"--{name} must be an integer >= 1, got {value!r}")
+                    raise UsageError(f"`{name}` must be an integer >= 1, got {value!r}")
             config.attack_specs()
             config.radius()
             config.merge_report_path()
@@ -147,18 +147,18 @@ class EvalConfig:
     # --- the settings parsed --------------------------------------------------------------------------------
 
     def column_names(self):
-        """One distinct name per model: --model_name, or names from the paths (see default_model_names)."""
+        """One distinct name per model: `model_names`, or names from the paths (see default_model_names)."""
         paths, names = list(self.models), list(self.model_names)
         if not paths:
-            raise UsageError("no model to evaluate; pass --model PATH (a SavedModel folder or a .keras file), "
+            raise UsageError("no model to evaluate; pass `models` PATH (a SavedModel folder or a .keras file), "
                              "once per model")
         if not names:
             return default_model_names(paths)
         if len(names) != len(paths):
-            raise UsageError(f"{len(names)} --model_name for {len(paths)} --model; give one name per model, in the "
+            raise UsageError(f"{len(names)} `model_names` for {len(paths)} `models`; give one name per model, in the "
                              f"same order, or none")
         if len(set(names)) != len(names):
-            raise UsageError(f"--model_name values must be distinct; got {', '.join(names)}")
+            raise UsageError(f"`model_names` values must be distinct; got {', '.join(names)}")
         return names
 
     def corruption_names(self):
@@ -186,9 +186,12 @@ class EvalConfig:
 
         path = os.path.join(self.merge_with, JSON_NAME) if os.path.isdir(self.merge_with) else self.merge_with
         if not os.path.isfile(path):
-            raise UsageError(f"--merge_with {self.merge_with!r}: no such report (expected a report.json written by "
+            raise UsageError(f"`merge_with` {self.merge_with!r}: no such report (expected a report.json written by "
                              f"bin/eval_c or bin/eval_adv, or the folder holding it)")
         return path
+
+
+FLAG_OF = config_flags.flag_of(EvalConfig)  # the flags spelt differently (--model fills `models`), for cli.run
 
 
 def define_flags(tool, flag_values=None):
@@ -225,7 +228,7 @@ def output_owner(config, tool, resolved_models):
     return {"tool": f"bin/{tool}", "settings": settings}
 
 
-OUTPUT_WAY_OUT = "choose another --output_dir, or pass --overwrite to replace it"
+OUTPUT_WAY_OUT = "choose another `output_dir`, or pass `overwrite` to replace it"
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------
@@ -263,12 +266,12 @@ def parse_severities(spec):
             value = int(str(item).strip())
         except ValueError:
             raise UsageError(f"severity {item!r} is not an integer; use values from 1 to 5, e.g. "
-                             f"--severities=1,3,5") from None
+                             f"`severities`=1,3,5") from None
         if value not in SEVERITIES:
-            raise UsageError(f"severity {value} is outside 1..5; use values from 1 to 5, e.g. --severities=1,3,5")
+            raise UsageError(f"severity {value} is outside 1..5; use values from 1 to 5, e.g. `severities`=1,3,5")
         severities.add(value)
     if not severities:
-        raise UsageError(f"no severity in {spec!r}; use values from 1 to 5, e.g. --severities=1,2,3,4,5")
+        raise UsageError(f"no severity in {spec!r}; use values from 1 to 5, e.g. `severities`=1,2,3,4,5")
     return tuple(sorted(severities))
 
 

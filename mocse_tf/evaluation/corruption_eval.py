@@ -29,8 +29,8 @@ def check_source_classes(source, num_classes, dataset):
     else:
         exact, source_classes = True, source.num_classes
     if source_classes > num_classes or (exact and source_classes != num_classes):
-        raise UsageError(f"the corrupted data (--source={source.name}) has {source_classes} classes but "
-                         f"--dataset={dataset} has {num_classes}; pass the --dataset the corrupted set was made from")
+        raise UsageError(f"the corrupted data (`source`={source.name}) has {source_classes} classes but "
+                         f"`dataset`={dataset} has {num_classes}; pass the `dataset` the corrupted set was made from")
 
 
 class SampleCollector:
@@ -71,12 +71,10 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
     per_task = source.num_examples or 10_000
     target = (len(clean[0]) if clean is not None else 0) + per_task * len(corruption_names) * len(severities)
     bar = Progress(target, unit="image") if show_progress else None
-    seen = [0]
 
     def advance(images, count):
-        seen[0] += count
         if bar is not None:
-            bar.update(seen[0])
+            bar.add(count)
 
     def run(key, dataset, label):
         started = time.perf_counter()
@@ -84,7 +82,7 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
             counter.reset()
         correct, total = accuracy_lib.count_correct(counters, dataset, samples.watch(key, advance))
         if total == 0:
-            raise UsageError(f"{label}: the data set is empty; check --num_examples and the source")
+            raise UsageError(f"{label}: the data set is empty; check `num_examples` and the source")
         accuracies = [c / total for c in correct]
         logging.info("%s: %s (%d images, %.1f s)", label,
                      ", ".join(f"{n} {100 * a:.2f}%" for n, a in zip(names, accuracies)), total,
@@ -105,7 +103,7 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
                 results[name]["corruptions"].setdefault(corruption, {})[str(severity)] = value
                 results[name]["calibration"]["corruptions"].setdefault(corruption, {})[str(severity)] = ece
                 results[name]["num_examples"] = total
-    if bar is not None and seen[0] < target:  # fewer images than announced (a short tfds set): close the bar
+    if bar is not None:  # closes the bar also after fewer images than announced (a short tfds set)
         bar.finish()
     return results, samples.images
 
@@ -146,7 +144,7 @@ def run_eval_c(config, *, command=None, show_progress=True):
     clean = load_arrays(dataset, "test", data_dir=config.data_dir, local_dir=local_dir, seed=clean_seed,
                         num_examples=num_clean)
     classifiers = {name: loading.load_model(path) for name, path in zip(names, resolved)}
-    loading.check_class_counts(classifiers, clean.num_classes, f"--dataset={dataset}")
+    loading.check_class_counts(classifiers, clean.num_classes, f"`dataset`={dataset}")
     if source == "tfds":
         corrupted = sources.TfdsSource(config.data_dir, num_examples or None)
     elif source == "folder":

@@ -3,7 +3,7 @@
 Layout: `<generator name>.npy` (uint8 [5 N, 32, 32, 3], severities 1..5 stacked), `labels.npy` (the N labels
 repeated 5 times; uint8 like the release when they fit), and `make_c.json` (how the set was made). Each array
 is written under `<name>.npy.partial` and renamed when complete, so a rerun skips finished corruptions and
-redoes an interrupted one. The images are those that `--source=generate` evaluates with the same seed.
+redoes an interrupted one. The images are those that the `generate` source evaluates with the same seed.
 """
 
 import os
@@ -32,15 +32,15 @@ def _check_or_start_manifest(output_dir, manifest):
     if existing is None:
         stray = sorted(n for n in os.listdir(output_dir) if n.endswith(".npy"))
         if stray:
-            raise UsageError(f"--output_dir {output_dir} already holds {', '.join(stray[:3])}"
+            raise UsageError(f"`output_dir` {output_dir} already holds {', '.join(stray[:3])}"
                              f"{' ...' if len(stray) > 3 else ''} but no {sources.MANIFEST_FILE}: it was not written "
-                             f"by bin/make_c; choose an empty or new --output_dir")
+                             f"by bin/make_c; choose an empty or new `output_dir`")
         return dict(manifest, complete=[])
     differences = [f"{field}: folder {existing.get(field)!r}, now {manifest.get(field)!r}"
                    for field in IDENTITY_FIELDS if existing.get(field) != manifest.get(field)]
     if differences:
-        raise UsageError(f"--output_dir {output_dir} holds a set made with other settings ({'; '.join(differences)}); "
-                         f"rerun with the same flags to resume it, or choose a new --output_dir")
+        raise UsageError(f"`output_dir` {output_dir} holds a set made with other settings ({'; '.join(differences)}); "
+                         f"rerun with the same settings to resume it, or choose a new `output_dir`")
     return dict(existing, **{k: v for k, v in manifest.items() if k not in ("complete",)})
 
 
@@ -60,7 +60,7 @@ def write_labels(output_dir, labels, num_classes):
         existing = np.load(path, allow_pickle=False)
         if existing.shape != stacked.shape or not np.array_equal(existing, stacked):
             raise UsageError(f"{path} holds other labels (shape {existing.shape}) than this data set "
-                             f"({stacked.shape}); choose a new --output_dir")
+                             f"({stacked.shape}); choose a new `output_dir`")
         return path
     return files.write_npy(path, stacked)
 
@@ -92,11 +92,11 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != sources.IMAGE_SHAPE:
         raise UsageError(f"make_c needs uint8 images [N, 32, 32, 3]; got {images.dtype} {images.shape}")
     if len(images) == 0:
-        raise UsageError("the data set has 0 test images; check --dataset and --num_examples")
+        raise UsageError("the data set has 0 test images; check `dataset` and `num_examples`")
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create --output_dir {output_dir}: {err.strerror or err}") from None
+        raise UsageError(f"cannot create `output_dir` {output_dir}: {err.strerror or err}") from None
     manifest = dict(dataset_info or {}, num_examples=len(images), seed=int(seed), seed_chunk=sources.SEED_CHUNK,
                     num_classes=int(num_classes), layout="CIFAR-10-C: <name>.npy = 5 severities x N images",
                     mocse_tf_version=mocse_tf.__version__)
@@ -112,14 +112,7 @@ def write_corrupted_set(output_dir, images, labels, corruption_names, *, num_cla
         (done if _is_complete(path, shape) else todo).append(corruption)
     for corruption in done:
         logging.info("%s: complete, skipped", sources.released_file_name(corruption))
-    bar = Progress(len(todo) * shape[0], unit="image") if show_progress and todo else None
-    seen = [0]
-
-    def advance(count):
-        seen[0] += count
-        if bar is not None:
-            bar.update(seen[0])
-
+    advance = Progress(len(todo) * shape[0], unit="image").add if show_progress and todo else None
     for corruption in todo:
         started = time.perf_counter()
         write_corruption(output_dir, images, labels, corruption, seed, advance)

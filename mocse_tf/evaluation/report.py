@@ -20,8 +20,6 @@ every section present, so the adversarial evaluation adds rows by adding an "adv
     write_report(report, "runs/eval_c")                        # JSON, CSV and Markdown with the extra rows
 """
 
-import csv
-import json
 import math
 import os
 
@@ -178,8 +176,8 @@ def build_report(models, config=None, baseline=None):
         raise UsageError("a report needs at least one model")
     models = {str(name): normalize_model(name, entry) for name, entry in models.items()}
     if baseline is not None and baseline not in models:
-        raise UsageError(f"--baseline {baseline!r} is not one of the evaluated models ({', '.join(models)}); "
-                         f"name it with --model_name or leave --baseline out")
+        raise UsageError(f"`baseline` {baseline!r} is not one of the evaluated models ({', '.join(models)}); "
+                         f"name it with `model_names` or leave `baseline` out")
     return {"config": dict(config or {}), "baseline": baseline, "models": models,
             "summary": {name: summarize(entry, models[baseline] if baseline else None)
                         for name, entry in models.items()}}
@@ -200,10 +198,11 @@ def merge_models(report, models, config=None):
 def load_report(path):
     """Reads a report.json back (and recomputes its summary from the raw numbers)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
+        data = files.read_json(path)
+    except (OSError, ValueError) as err:
         raise UsageError(f"cannot read report {path}: {err}") from None
+    if not isinstance(data, dict) or "models" not in data:
+        raise UsageError(f"cannot read report {path}: no such file, or no \"models\" in it")
     return build_report(data["models"], data.get("config"), data.get("baseline"))
 
 
@@ -232,28 +231,6 @@ def csv_rows(report):
                 rows.append({**common, "section": "ece", "group": group_of.get(corruption, ""), "name": corruption,
                              "severity": severity, "accuracy": repr(ece)})
     return rows
-
-
-def read_csv(path):
-    """{model: entry} with clean / corruptions / adversarial accuracies read back from a CSV written here."""
-    models = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            model = models.setdefault(row["model"], {})
-            accuracy = float(row["accuracy"])
-            if row["section"] == "clean":
-                model["clean"] = accuracy
-            elif row["section"] == "corruption":
-                model.setdefault("corruptions", {}).setdefault(row["name"], {})[row["severity"]] = accuracy
-            elif row["section"] == "ece":
-                calibration = model.setdefault("calibration", {})
-                if row["name"] == "natural":
-                    calibration["clean"] = accuracy
-                else:
-                    calibration.setdefault("corruptions", {}).setdefault(row["name"], {})[row["severity"]] = accuracy
-            else:
-                model.setdefault("adversarial", {})[row["name"]] = accuracy
-    return models
 
 
 # --- Markdown: the paper's Table 1 --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from mocse_tf import corruptions
 from mocse_tf.errors import UsageError
+from mocse_tf.files import read_json
 from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE
 
 SOURCES = ("tfds", "folder", "generate")
@@ -22,7 +23,7 @@ IMAGE_SHAPE = (32, 32, 3)
 TFDS_NAME = "cifar10_corrupted"
 TFDS_ARCHIVE = "CIFAR-10-C.tar"
 TFDS_ARCHIVE_SHA256 = "c72763e101c723b7c507b96205f7e938912a5d587376173b825850cf3cb876a7"
-# Images generated on the fly get one stateless seed per chunk of this many images, so the same --seed gives
+# Images generated on the fly get one stateless seed per chunk of this many images, so the same seed gives
 # the same corrupted images whatever the evaluation batch size (and bin/make_c writes exactly those images).
 SEED_CHUNK = 250
 
@@ -56,9 +57,9 @@ def tfds_offline_help(data_dir):
     manual = tfds_manual_dir(data_dir)
     return (f"place the genuine {TFDS_ARCHIVE} (2.7 GiB from https://zenodo.org/record/2535967, sha256 "
             f"{TFDS_ARCHIVE_SHA256}) at {os.path.join(manual, TFDS_ARCHIVE)} (mkdir -p {manual} && cp "
-            f"CIFAR-10-C.tar {manual}/) and rerun with --data_dir={root}; or extract it (tar -xf CIFAR-10-C.tar) "
-            f"and pass --source=folder --c_dir=<path>/CIFAR-10-C; or generate the corruptions on the fly with "
-            f"--source=generate")
+            f"CIFAR-10-C.tar {manual}/) and rerun with `data_dir`={root}; or extract it (tar -xf CIFAR-10-C.tar) "
+            f"and pass `source`=folder `c_dir`=<path>/CIFAR-10-C; or generate the corruptions on the fly with "
+            f"`source`=generate")
 
 
 class TfdsSource:
@@ -161,13 +162,13 @@ class FolderSource:
 
     def __init__(self, c_dir, corruption_names, num_examples=None):
         if not c_dir:
-            raise UsageError("--source=folder needs --c_dir, a folder holding <corruption>.npy files and "
+            raise UsageError("`source`=folder needs `c_dir`, a folder holding <corruption>.npy files and "
                              "labels.npy (the extracted CIFAR-10-C download or bin/make_c output)")
         if not os.path.isdir(c_dir):
-            raise UsageError(f"--c_dir {c_dir} is not a folder; expected the extracted CIFAR-10-C folder or "
+            raise UsageError(f"`c_dir` {c_dir} is not a folder; expected the extracted CIFAR-10-C folder or "
                              f"bin/make_c output")
         self.c_dir = c_dir
-        what = f"--c_dir {c_dir}"
+        what = f"`c_dir` {c_dir}"
         labels = _load_npy(os.path.join(c_dir, LABELS_FILE), what)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) % NUM_SEVERITIES \
                 or len(labels) == 0:
@@ -180,7 +181,7 @@ class FolderSource:
                    if not os.path.isfile(os.path.join(c_dir, released_file_name(c)))]
         if missing:
             raise UsageError(f"{what} lacks {', '.join(missing)}; expected one <name>.npy per corruption "
-                             f"(choose others with --corruptions, or write them with bin/make_c)")
+                             f"(choose others with `corruptions`, or write them with bin/make_c)")
         self.arrays = {}
         for corruption in corruption_names:
             file_name = released_file_name(corruption)
@@ -230,14 +231,9 @@ MANIFEST_FILE = "make_c.json"
 
 def read_manifest(c_dir):
     """The make_c.json that bin/make_c leaves beside its arrays (None for other folders)."""
-    import json
-
     path = os.path.join(c_dir, MANIFEST_FILE)
-    if not os.path.isfile(path):
-        return None
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return read_json(path) if os.path.isfile(path) else None
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read {path}: {err}; delete it if the folder was not made by bin/make_c") from None
 

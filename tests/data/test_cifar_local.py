@@ -81,7 +81,7 @@ def _error(**kwargs):
 
 
 def test_missing_local_dir_argument():
-    assert "--local_dir=PATH" in _error(local_dir=None)
+    assert "`dataset`=cifar10_local needs `local_dir`=PATH" in _error(local_dir=None)
 
 
 def test_missing_folder(tmp_path):

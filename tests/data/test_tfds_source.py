@@ -49,8 +49,8 @@ def test_offline_and_not_prepared_fails_fast_with_how_to_supply(tmp_path, unreac
     assert elapsed < 10, f"the offline error took {elapsed:.1f} s"
     assert "\n" not in message
     assert f"not prepared in {tmp_path}" in message and f"{unreachable_download_host} cannot be reached" in message
-    for remedy in ("network access", "--data_dir=DIR", "--dataset=cifar10_local --local_dir=PATH",
-                   "--dataset=synthetic"):
+    for remedy in ("network access", "`data_dir`=DIR", "`dataset`=cifar10_local `local_dir`=PATH",
+                   "`dataset`=synthetic"):
         assert remedy in message
     assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left behind
 
@@ -58,7 +58,7 @@ def test_offline_and_not_prepared_fails_fast_with_how_to_supply(tmp_path, unreac
 def test_cifar100_offline_message_does_not_offer_the_cifar10_folder(tmp_path, unreachable_download_host):
     with pytest.raises(UsageError) as caught:
         load_arrays("cifar100", "test", data_dir=tmp_path)
-    assert "cifar10_local" not in str(caught.value) and "--dataset=synthetic" in str(caught.value)
+    assert "cifar10_local" not in str(caught.value) and "`dataset`=synthetic" in str(caught.value)
 
 
 def test_probe_sees_a_web_server_and_not_a_closed_port(monkeypatch):

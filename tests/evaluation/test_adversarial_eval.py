@@ -168,18 +168,18 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
 
 @pytest.mark.parametrize("arguments, fragment", [
     ({"models": []}, "no model to evaluate"),
-    ({"eps": 2.0}, "--eps is a radius in \\[0, 1\\]"),
+    ({"eps": 2.0}, "`eps` is a radius in \\[0, 1\\]"),
     ({"norm": "l1"}, "unknown norm 'l1'; choose one of linf, l2"),
-    ({"restarts": 0}, "--restarts must be an integer >= 1"),
-    ({"num_examples": -1}, "--num_examples must be 0"),
+    ({"restarts": 0}, "`restarts` must be an integer >= 1"),
+    ({"num_examples": -1}, "`num_examples` must be 0"),
     ({"merge_with": "missing/report.json"}, "no such report"),
-    ({"models": ["three_classes"]}, "predicts 3 classes but --dataset=synthetic has 10"),
-    ({"attacks": "pgd3_bce", "models": ["plain"]}, "no --model is a MoCSE network"),
+    ({"models": ["three_classes"]}, "predicts 3 classes but `dataset`=synthetic has 10"),
+    ({"attacks": "pgd3_bce", "models": ["plain"]}, "no `models` is a MoCSE network"),
     ({"models": ["mismatched"]}, "gives different logits than the SavedModel"),
     ({"attacks": "autoatack"}, "unknown attack 'autoatack'"),
-    ({"attacks": "autoattack", "square_queries": 0}, "--square_queries must be an integer >= 1, got 0"),
-    ({"attacks": "autoattack", "targets": 10}, "--targets=10: .* has 10 classes; use --targets <= 9"),
-    ({"eps": 1.5, "norm": "l2"}, "--eps is a radius in \\[0, 1\\]"),
+    ({"attacks": "autoattack", "square_queries": 0}, "`square_queries` must be an integer >= 1, got 0"),
+    ({"attacks": "autoattack", "targets": 10}, "`targets`=10: .* has 10 classes; use `targets` <= 9"),
+    ({"eps": 1.5, "norm": "l2"}, "`eps` is a radius in \\[0, 1\\]"),
 ])
 def test_bad_input_messages(tmp_path, exported_run, arguments, fragment):
     paths = {"plain": str(tmp_path / "plain.keras"), "three_classes": str(tmp_path / "three_classes.keras")}

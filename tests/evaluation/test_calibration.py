@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mocse_tf.evaluation import calibration
+from tests.evaluation.report_csv import read_csv
 
 
 def numpy_ece(logits, labels, num_bins=15):
@@ -101,4 +102,4 @@ def test_ece_survives_json_and_csv(tmp_path):
                     "calibration": {"clean": 0.1, "corruptions": {"fog": {"1": 1 / 3, "2": 0.25}}}}}
     paths = report.write_report(report.build_report(models), tmp_path)
     assert report.load_report(paths["json"])["models"]["m"]["calibration"] == models["m"]["calibration"]
-    assert report.read_csv(paths["csv"])["m"]["calibration"] == models["m"]["calibration"]
+    assert read_csv(paths["csv"])["m"]["calibration"] == models["m"]["calibration"]

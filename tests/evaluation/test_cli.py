@@ -62,8 +62,8 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
 @pytest.mark.parametrize("arguments, fragment", [
     ({"corruptions": "fog,fogg"}, "unknown corruption 'fogg'; expected one of: gaussian_noise"),
     ({"severities": "1,6"}, "severity 6 is outside 1..5"),
-    ({"batch_size": 0}, "--batch_size must be a positive integer"),
-    ({"source": "folder", "c_dir": None}, "--source=folder needs --c_dir"),
+    ({"batch_size": 0}, "`batch_size` must be a positive integer"),
+    ({"source": "folder", "c_dir": None}, "`source`=folder needs `c_dir`"),
     ({"source": "folder", "c_dir": "MISSING", "corruptions": "gaussian_noise,glass_blur"},
      "lacks glass_blur.npy"),
 ])
@@ -114,14 +114,14 @@ def test_class_count_mismatch_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as caught:
         run_eval_c(EvalConfig(models=[str(path)], source="generate", dataset="synthetic", corruptions="fog",
                    num_examples=5, output_dir=str(tmp_path / "out")), show_progress=False)
-    assert "predicts 3 classes but --dataset=synthetic has 10" in str(caught.value)
+    assert "predicts 3 classes but `dataset`=synthetic has 10" in str(caught.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_model_name_and_baseline_errors(tiny_models, tmp_path):
-    with pytest.raises(UsageError, match="2 --model_name for 1 --model"):
+    with pytest.raises(UsageError, match="2 `model_names` for 1 `models`"):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], model_names=["a", "b"], output_dir=str(tmp_path)))
-    with pytest.raises(UsageError, match="--baseline 'x' is not one of the model names"):
+    with pytest.raises(UsageError, match="`baseline` 'x' is not one of the model names"):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], baseline="x", output_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="unknown source 'web'; choose one of tfds, folder, generate"):
         run_eval_c(EvalConfig(models=[tiny_models["keras"]], source="web", output_dir=str(tmp_path)))

@@ -17,7 +17,7 @@ def test_each_tool_fills_in_its_own_defaults_and_shares_the_rest():
     assert (c.output_dir, adv.output_dir) == ("runs/eval_c", "runs/eval_adv")
     assert c.batch_size == adv.batch_size == 250 and c.dataset is adv.dataset is None
     assert EvalConfig(num_examples=7, output_dir="o").checked("make_c").num_examples == 7
-    with pytest.raises(UsageError, match="--output_dir is required"):
+    with pytest.raises(UsageError, match="`output_dir` is required"):
         EvalConfig().checked("make_c")
 
 

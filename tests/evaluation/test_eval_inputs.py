@@ -8,9 +8,9 @@ from mocse_tf.evaluation.config import EvalConfig
 
 
 @pytest.mark.parametrize("tool, settings, message", [
-    ("eval_adv", dict(eps=float("nan")), "--eps must be a finite number, got nan"),
-    ("eval_adv", dict(bce_weight=float("inf")), "--bce_weight must be a finite number, got inf"),
-    ("eval_adv", dict(bce_weight=-1.0), "--bce_weight must be >= 0, got -1.0"),
+    ("eval_adv", dict(eps=float("nan")), "`eps` must be a finite number, got nan"),
+    ("eval_adv", dict(bce_weight=float("inf")), "`bce_weight` must be a finite number, got inf"),
+    ("eval_adv", dict(bce_weight=-1.0), "`bce_weight` must be >= 0, got -1.0"),
 ])
 def test_non_finite_and_negative_numbers_are_refused(tool, settings, message):
     with pytest.raises(UsageError, match=message):

@@ -58,7 +58,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path, synthetic_test):
     write(tmp_path, synthetic_test, corruption_names=("gaussian_noise",))
     with pytest.raises(UsageError) as caught:
         write(tmp_path, synthetic_test, seed=1)
-    assert "seed: folder 0, now 1" in str(caught.value) and "new --output_dir" in str(caught.value)
+    assert "seed: folder 0, now 1" in str(caught.value) and "new `output_dir`" in str(caught.value)
 
 
 def test_a_foreign_folder_is_not_overwritten(tmp_path, synthetic_test):

@@ -35,14 +35,14 @@ def test_eval_folders_belong_to_one_evaluation(tmp_path, tiny_models, monkeypatc
         with pytest.raises(UsageError) as caught:
             _eval_c(tiny_models["keras"], out, seed=1)
         assert "belongs to another run" in str(caught.value) and "seed=0 there vs 1 now" in str(caught.value)
-        assert "another --output_dir" in str(caught.value) and "--overwrite" in str(caught.value)
+        assert "another `output_dir`" in str(caught.value) and "`overwrite`" in str(caught.value)
         # eval_adv into the eval_c folder without --merge_with.
         with pytest.raises(UsageError) as caught:
             adversarial_eval.run_eval_adv(EvalConfig(models=[tiny_models["keras"]], dataset="synthetic",
                                                      num_examples=8, attacks="fgsm", output_dir=str(out)),
                                           log=lambda line: None)
         message = str(caught.value)
-        assert "made by bin/eval_c, not bin/eval_adv" in message and f"--merge_with={out}" in message, message
+        assert "made by bin/eval_c, not bin/eval_adv" in message and f"`merge_with`={out}" in message, message
         # An --output_dir that is a file, for both tools.
         a_file = tmp_path / "a_file"
         a_file.write_text("mine")

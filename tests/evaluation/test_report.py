@@ -7,6 +7,7 @@ import pytest
 from mocse_tf import corruptions
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import report
+from tests.evaluation.report_csv import read_csv
 
 # Two models, two benchmark corruptions and one extra, severities 1 and 2; B is the mCE baseline.
 MODELS = {
@@ -118,7 +119,7 @@ def test_json_and_csv_round_trip_every_number(tmp_path):
     assert loaded["config"] == {"source": "generate", "seed": 4} and loaded["baseline"] == "B"
     assert loaded["models"]["A"]["corruptions"]["fog"]["3"] == 1 / 3
 
-    from_csv = report.read_csv(paths["csv"])
+    from_csv = read_csv(paths["csv"])
     for name in ("A", "B"):
         assert from_csv[name]["clean"] == built["models"][name]["clean"]
         assert from_csv[name]["corruptions"] == built["models"][name]["corruptions"]  # exact, not approximate
@@ -138,7 +139,7 @@ def test_merging_an_adversarial_section_keeps_the_corruption_numbers(tmp_path):
 @pytest.mark.parametrize("models, baseline, fragment", [
     ({"A": {"clean": 1.5}}, None, "accuracy must be a number in [0, 1]; got 1.5"),
     ({"A": {"corruptions": {"fogg": {1: 0.5}}}}, None, "unknown corruption 'fogg'"),
-    ({"A": {"clean": 0.5}}, "B", "--baseline 'B' is not one of the evaluated models (A)"),
+    ({"A": {"clean": 0.5}}, "B", "`baseline` 'B' is not one of the evaluated models (A)"),
     ({}, None, "at least one model"),
 ])
 def test_bad_report_input_raises_a_usage_error(models, baseline, fragment):

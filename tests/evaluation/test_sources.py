@@ -75,7 +75,7 @@ def test_broken_folders_say_which_file_and_what_shape(released_folder, how, frag
 
 
 def test_folder_source_needs_a_folder(tmp_path):
-    with pytest.raises(UsageError, match="needs --c_dir"):
+    with pytest.raises(UsageError, match="needs `c_dir`"):
         sources.FolderSource(None, ["fog"])
     with pytest.raises(UsageError, match="is not a folder"):
         sources.FolderSource(str(tmp_path / "absent"), ["fog"])
@@ -110,8 +110,8 @@ def test_tfds_source_offline_fails_fast_with_the_preparation_steps(tmp_path, mon
     message = str(caught.value)
     manual = tmp_path / "downloads" / "manual"
     assert "cifar10_corrupted/fog_2" in message and "not prepared" in message and "\n" not in message
-    assert f"{manual / 'CIFAR-10-C.tar'}" in message and f"--data_dir={tmp_path}" in message
-    assert "--source=folder" in message and "--source=generate" in message
+    assert f"{manual / 'CIFAR-10-C.tar'}" in message and f"`data_dir`={tmp_path}" in message
+    assert "`source`=folder" in message and "`source`=generate" in message
     assert not manual.exists()  # nothing half-downloaded left behind
 
 

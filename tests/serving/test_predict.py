@@ -163,7 +163,7 @@ def test_wrong_number_of_class_names_and_bad_arguments_are_usage_errors(models, 
     image = [str(images / "exact.png")]
     with pytest.raises(UsageError, match="gives 2 class names but the model has 3 classes"):
         prediction.predict_files(str(models["keras"]), image, class_names="a,b")
-    with pytest.raises(UsageError, match="--top_k must be a positive integer, got 0"):
+    with pytest.raises(UsageError, match="`top_k` must be a positive integer, got 0"):
         prediction.predict_files(str(models["keras"]), image, top_k=0)
     with pytest.raises(UsageError, match="no images given"):
         prediction.predict_files(str(models["keras"]), [])
