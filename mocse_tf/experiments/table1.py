@@ -22,6 +22,7 @@ import os
 import time
 
 from mocse_tf import ownership
+from mocse_tf.config_flags import setting
 from mocse_tf.errors import UsageError
 from mocse_tf.experiments import seed_statistics
 from mocse_tf.training.config import TrainConfig
@@ -44,34 +45,56 @@ RATES_FILE = "progress_rates.json"  # seconds per forward-pass equivalent measur
 
 @dataclasses.dataclass
 class Table1Config:
-    """Scale and settings of one Table 1. Defaults are the paper's full setting (a GPU job)."""
+    """Scale and settings of one Table 1, each field also a flag of bin/table1 (mocse_tf.config_flags). Defaults
+    are the paper's full setting (a GPU job)."""
 
-    output_dir: str = "runs/table1"
-    seeds: str = "0,1,2"
-    rows: str = ",".join(REGIMES)
-    mocse_aggregates: str = "margin"  # the first is the MoCSE column; more are ablation columns beside it
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    local_dir: str | None = None
-    epochs: int = 200
-    width: int = 64
-    expert_width: int = 16
-    num_train_examples: int = 0  # 0 = all
-    num_test_examples: int = 0  # clean and corrupted test images per set (0 = all)
-    num_attack_examples: int = 1000
-    batch_size: int = 128
-    learning_rate: float = 0.1
-    adv_steps: int = PAPER_ADV["adv_steps"]
-    adv_step_size: float = PAPER_ADV["adv_step_size"]
-    adv_eps: float = PAPER_ADV["adv_eps"]
-    corruption_source: str = "generate"
-    c_dir: str | None = None
-    attacks: str = "autoattack"
-    attack_restarts: int = 1
-    square_queries: int = 5000  # AutoAttack's Square budget (autoattack.SQUARE_QUERIES)
-    targets: int = 9  # AutoAttack's APGD-T and FAB-T target classes (autoattack.NUM_TARGETS)
-    eval_batch_size: int = 250
-    dry_run: bool = False
+    output_dir: str = setting("runs/table1", "string", "Folder of the whole table (runs, models, evaluations, "
+                              "table1.md); rerunning the same command resumes it. Keep it outside the repository or "
+                              "under runs/.")
+    seeds: str = setting("0,1,2", "string", "Comma-separated seeds; every model is trained once per seed (e.g. "
+                         "0,1,2).")
+    rows: str = setting(",".join(REGIMES), "string", "Training regimes to run: any of standard, adversarial, "
+                        "augmented (comma-separated).")
+    mocse_aggregates: str = setting("margin", "string", "MoCSE aggregates: the first is the MoCSE column (margin = "
+                                    "the default), more add ablation columns (e.g. margin,true_prob for the paper's "
+                                    "literal reading).")
+    dataset: str = setting("cifar10", "string", "Data set: cifar10 (tfds), cifar10_local (see --local_dir), "
+                           "synthetic or cifar100.")
+    data_dir: str | None = setting(None, "string", "tfds data folder (cifar10 and, for --corruption_source=tfds, "
+                                   "cifar10_corrupted).")
+    local_dir: str | None = setting(None, "string", "A cifar-10-batches-py folder for --dataset=cifar10_local.")
+    epochs: int = setting(200, "integer", "Training epochs of every model (the paper: 200).")
+    width: int = setting(64, "integer", "PreAct-ResNet-18 base width (the paper: 64).")
+    expert_width: int = setting(16, "integer", "Width of each MoCSE expert (16: compute comparable to one "
+                                "PreAct-ResNet-18 of width 64).")
+    num_train_examples: int = setting(0, "integer", "Train on the first N training images (0 = all).")
+    num_test_examples: int = setting(0, "integer", "Clean and corrupted test images per set (0 = all); also each "
+                                     "epoch's validation set.")
+    num_attack_examples: int = setting(1000, "integer", "Test images attacked by the adversarial evaluation.")
+    batch_size: int = setting(128, "integer", "Training batch size.")
+    learning_rate: float = setting(0.1, "float", "Peak learning rate of the cosine schedule (torch.optim.SGD "
+                                   "recipe, momentum 0.9, coupled weight decay 5e-4).")
+    adv_steps: int = setting(PAPER_ADV["adv_steps"], "integer", "PGD steps of adversarial training (the paper's "
+                             "recipe: 10; fewer is labelled REDUCED).")
+    adv_step_size: float = setting(PAPER_ADV["adv_step_size"], "float", "PGD step of adversarial training in [0, 1] "
+                                   "pixel units (2/255 = 0.00784).")
+    adv_eps: float = setting(PAPER_ADV["adv_eps"], "float", "L-inf radius of adversarial training in [0, 1] pixel "
+                             "units (8/255 = 0.0314).")
+    corruption_source: str = setting("generate", "string", "generate (make_c writes the 19 x 5 corrupted test set "
+                                     "once into <output_dir>/corrupted and every model reads it), folder (--c_dir, "
+                                     "e.g. the extracted CIFAR-10-C) or tfds (cifar10_corrupted).")
+    c_dir: str | None = setting(None, "string", "Folder for --corruption_source=folder.")
+    attacks: str = setting("autoattack", "string", "Attacks of the adversarial evaluation (bin/eval_adv --attacks): "
+                           "autoattack (default: AutoAttack's standard version, the number to report), or e.g. "
+                           "pgd20 or default (PGD/APGD set) for a cheaper run.")
+    attack_restarts: int = setting(1, "integer", "Random restarts of each attack.")
+    square_queries: int = setting(5000, "integer", "Query budget of AutoAttack's Square stage (the standard "
+                                  "version: 5000).")
+    targets: int = setting(9, "integer", "Target classes of AutoAttack's APGD-T and FAB-T stages (the standard "
+                           "version: 9).")
+    eval_batch_size: int = setting(250, "integer", "Batch size of the evaluations.")
+    dry_run: bool = setting(False, "bool", "Print the runs and their estimated cost (images x forward/backward "
+                            "passes) and stop.")
 
     # Fields that choose which runs to make or how they are reported; a rerun may change them freely.
     SELECTION = ("output_dir", "seeds", "rows", "mocse_aggregates", "dry_run", "data_dir", "local_dir", "c_dir",
