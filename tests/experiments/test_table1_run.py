@@ -142,5 +142,5 @@ def test_tiny_table_end_to_end_resumes_and_skips(tmp_path):
     assert len(json.load(open(run_dir / "history.json"))) == 2
 
     other = run_tool("table1", *TINY, "--epochs=3", f"--output_dir={out}", timeout=300)
-    assert_clean_error(other, "holds a different table's runs", "epochs=2 there vs 3 now")
+    assert_clean_error(other, "belongs to another run", "epochs=2 there vs 3 now", "use a new --output_dir")
     assert model_file.stat().st_mtime_ns == stamp
