@@ -4,8 +4,8 @@ Public API: `load_arrays(name, split, ...) -> ArrayDataset`, `make_pipeline(imag
 the name tuples DATASETS and AUGMENT_POLICIES, and `describe_policy(name)`.
 """
 
-from mocse_tf.data.augment import AUGMENT_POLICIES, describe_policy
-from mocse_tf.data.datasets import DATASETS, SPLITS, ArrayDataset, load_arrays
+from mocse_tf.data.augment import AUGMENT_POLICIES, check_policy, describe_policy
+from mocse_tf.data.datasets import DATASETS, SPLITS, ArrayDataset, check_dataset, load_arrays
 from mocse_tf.data.pipeline import make_pipeline
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "DATASETS",
     "SPLITS",
     "ArrayDataset",
+    "check_dataset",
+    "check_policy",
     "describe_policy",
     "load_arrays",
     "make_pipeline",

@@ -12,6 +12,10 @@ DATASETS = ("synthetic", "cifar10", "cifar10_local", "cifar100")
 SPLITS = ("train", "test")
 
 
+def check_dataset(name):
+    return check_choice("dataset", name, DATASETS)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ArrayDataset:
     """One split in memory: images uint8 [N, 32, 32, 3] (raw pixels), labels int64 [N], class names, data set name."""
@@ -42,7 +46,7 @@ def load_arrays(name, split, *, data_dir=None, local_dir=None, seed=0, num_examp
     (cifar10_local). seed: picks the synthetic set (the real sets ignore it). num_examples: keep the first n
     (deterministic; the real sets hold at most what their files hold; synthetic generates exactly n).
     """
-    check_choice("dataset", name, DATASETS)
+    check_dataset(name)
     check_choice("split", split, SPLITS)
     if num_examples is not None and (
         isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples <= 0

@@ -52,6 +52,11 @@ AGGREGATORS = {
     "true_prob": aggregate_true_prob,
 }
 
+
+def check_aggregate(name):
+    return check_choice("aggregate", name, tuple(AGGREGATORS))
+
+
 DEFAULT_EXPERT_WIDTH = 16
 
 
@@ -79,7 +84,7 @@ def mocse(num_classes=10, expert_width=DEFAULT_EXPERT_WIDTH, aggregate="margin",
     check_positive_int("expert_width", expert_width)
     if num_classes < 2:
         raise UsageError(f"MoCSE needs at least 2 classes (one expert each), got num_classes={num_classes}")
-    check_choice("aggregate", aggregate, tuple(AGGREGATORS))
+    check_aggregate(aggregate)
     pixels = pixel_input(input_shape)
     normalized = normalize_pixels(pixels)
     per_expert = []

@@ -1,19 +1,19 @@
-"""Adversarial training (--adv): the attack that makes each step's training examples, and how it sees the network.
+"""Adversarial training (`adv`): the attack that makes each step's training examples, and how it sees the network.
 
-`make_training_attack(config)` turns --adv, --adv_eps, --adv_step_size, --adv_steps, --trades_beta, --bce_weight
-and --seed into an `AdversarialTraining`, which `RobustTrainer.train_step` calls on the training device before
+`make_training_attack(config)` turns `adv`, `adv_eps`, `adv_step_size`, `adv_steps`, `trades_beta`, `bce_weight`
+and `seed` into an `AdversarialTraining`, which `RobustTrainer.train_step` calls on the training device before
 recording the weight update. The modes:
 
-  pgd      Madry et al.: the step trains on the final iterate of --adv_steps projected sign-gradient steps of
-           --adv_step_size from a uniform random start in the L-inf ball of --adv_eps (default 10 x 2/255 at
-           8/255). The attack maximises the loss being trained: class CE, plus --bce_weight x the experts' BCE
+  pgd      Madry et al.: the step trains on the final iterate of `adv_steps` projected sign-gradient steps of
+           `adv_step_size` from a uniform random start in the L-inf ball of `adv_eps` (default 10 x 2/255 at
+           8/255). The attack maximises the loss being trained: class CE, plus `bce_weight` x the experts' BCE
            for MoCSE (objective "mocse_total", plain CE for PreAct-ResNet-18).
-  trades   Zhang et al.: --adv_steps steps of --adv_step_size maximising KL(p_clean || p_adv) of the class
-           softmax from x + 0.001 N(0, 1); the step trains on CE(clean) + --trades_beta x KL(clean || adv), and for
-           MoCSE also --bce_weight x the experts' BCE on the clean batch (the BCE belongs to MoCSE's natural loss,
+  trades   Zhang et al.: `adv_steps` steps of `adv_step_size` maximising KL(p_clean || p_adv) of the class
+           softmax from x + 0.001 N(0, 1); the step trains on CE(clean) + `trades_beta` x KL(clean || adv), and for
+           MoCSE also `bce_weight` x the experts' BCE on the clean batch (the BCE belongs to MoCSE's natural loss,
            which is TRADES's first term; the robustness term acts on the aggregate class distribution only).
-  fgsm_rs  Wong et al.'s fast adversarial training: one step of 1.25 x --adv_eps (10/255 at 8/255) from a uniform
-           random start, on the same objective as pgd. --adv_step_size and --adv_steps do not apply: the
+  fgsm_rs  Wong et al.'s fast adversarial training: one step of 1.25 x `adv_eps` (10/255 at 8/255) from a uniform
+           random start, on the same objective as pgd. `adv_step_size` and `adv_steps` do not apply: the
            published recipe ties the step to eps, and a 2/255 step would undo the method.
 
 Batch normalisation while the examples are generated follows each method's reference code. pgd and trades: the
@@ -34,8 +34,9 @@ import dataclasses
 import tensorflow as tf
 
 from mocse_tf import attacks
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, check_choice
 
+MODES = ("none", *attacks.TRAINING_KINDS)  # `adv`
 
 # The pixel scale of the networks: they take [0, 255] pixels, the attacks work on [0, 1].
 PIXEL_SCALE = 255.0
@@ -57,7 +58,7 @@ class AdversarialTraining:
                              f"(mocse_tf.attacks.make_training_attack), got {self.attack!r}")
         if isinstance(self.trades_beta, bool) or not isinstance(self.trades_beta, (int, float)) \
                 or self.trades_beta < 0:
-            raise UsageError(f"--trades_beta must be a number >= 0, got {self.trades_beta!r}")
+            raise UsageError(f"`trades_beta` must be a number >= 0, got {self.trades_beta!r}")
 
     @property
     def is_trades(self):
@@ -85,8 +86,12 @@ class AdversarialTraining:
         return adversarial * PIXEL_SCALE
 
 
+def check_mode(adv):
+    return check_choice("adv", adv, MODES)
+
+
 def make_training_attack(config, *, batch_statistics=None, unroll=False):
-    """The `AdversarialTraining` of `config.adv`, or None for --adv=none (see the module docstring).
+    """The `AdversarialTraining` of `config.adv`, or None for `adv`=none (see the module docstring).
 
     batch_statistics: batch normalisation mode during generation (None: the method's reference mode, training mode
     with moving-average updates for fgsm_rs, inference mode otherwise; False: inference mode; the two cost the same
@@ -94,7 +99,7 @@ def make_training_attack(config, *, batch_statistics=None, unroll=False):
     steps as a Python loop instead of a tf.while_loop; the two ran at the same speed within noise (PGD-10 7.1x
     looped vs 7.0x unrolled), and the loop traces faster (20 s vs 29 s), so it is the default.
     """
-    if config.adv == "none":
+    if check_mode(config.adv) == "none":
         return None
     settings = {"eps": float(config.adv_eps), "unroll": unroll}
     if config.adv == "fgsm_rs":

@@ -95,45 +95,43 @@ class TrainConfig:
         return config
 
     def validate(self):
-        """Raises UsageError naming the first bad value and the fix."""
-        from mocse_tf.attacks import TRAINING_KINDS
-        from mocse_tf.data import AUGMENT_POLICIES, DATASETS
-        from mocse_tf.models import AGGREGATORS, ARCHS
-        from mocse_tf.training.distribute import STRATEGIES
-        from mocse_tf.training.optimizer import WEIGHT_DECAY_MODES
-        from mocse_tf.training.schedules import LR_SCHEDULES
+        """Raises UsageError naming the first bad value and the fix. Each name is checked by the module that
+        defines its choices (the same check its builder makes), here before any work starts."""
+        from mocse_tf import data, models
+        from mocse_tf.training import adversarial, distribute, optimizer, schedules
 
-        choices = {
-            "arch": ARCHS, "dataset": DATASETS, "augment": AUGMENT_POLICIES, "aggregate": tuple(AGGREGATORS),
-            "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "adv": ("none", *TRAINING_KINDS),
-            "strategy": STRATEGIES,
-            "weight_decay_mode": WEIGHT_DECAY_MODES,
-        }
-        for field, allowed in choices.items():
-            check_choice(field, getattr(self, field), allowed)
+        models.check_arch(self.arch)
+        data.check_dataset(self.dataset)
+        data.check_policy(self.augment)
+        models.check_aggregate(self.aggregate)
+        schedules.check_schedule(self.lr_schedule)
+        check_choice("precision", self.precision, PRECISIONS)  # handed to Keras' dtype policy as it is
+        adversarial.check_mode(self.adv)
+        distribute.check_strategy(self.strategy)
+        optimizer.check_weight_decay_mode(self.weight_decay_mode)
         for field in dataclasses.fields(self):  # NaN passes every comparison below, so it is refused first
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"--{field.name} must be a finite number, got {value}")
+                raise UsageError(f"`{field.name}` must be a finite number, got {value}")
         for field in ("epochs", "batch_size", "adv_steps"):
             if getattr(self, field) <= 0:
-                raise UsageError(f"--{field} must be a positive integer, got {getattr(self, field)}")
+                raise UsageError(f"`{field}` must be a positive integer, got {getattr(self, field)}")
         if self.width is not None and self.width <= 0:
-            raise UsageError(f"--width must be a positive integer, got {self.width}")
+            raise UsageError(f"`width` must be a positive integer, got {self.width}")
         for field in ("num_train_examples", "num_test_examples", "steps_per_epoch", "weight_decay", "bce_weight"):
             if getattr(self, field) < 0:
-                raise UsageError(f"--{field} must be >= 0, got {getattr(self, field)}")
+                raise UsageError(f"`{field}` must be >= 0, got {getattr(self, field)}")
         if self.learning_rate <= 0:
-            raise UsageError(f"--learning_rate must be > 0, got {self.learning_rate}")
+            raise UsageError(f"`learning_rate` must be > 0, got {self.learning_rate}")
         if not 0 <= self.momentum < 1:
-            raise UsageError(f"--momentum must be in [0, 1), got {self.momentum}")
+            raise UsageError(f"`momentum` must be in [0, 1), got {self.momentum}")
         if self.dataset == "cifar10_local" and not self.local_dir:
-            raise UsageError("--dataset=cifar10_local needs --local_dir=PATH (a cifar-10-batches-py folder)")
+            raise UsageError("`dataset`=cifar10_local needs `local_dir`=PATH (a cifar-10-batches-py folder)")
         if self.adv != "none" and not (0 < self.adv_eps <= 1 and 0 < self.adv_step_size <= 1):
-            raise UsageError(f"--adv_eps and --adv_step_size are in [0, 1] pixel units (8/255 = 0.0314), got "
+            raise UsageError(f"`adv_eps` and `adv_step_size` are in [0, 1] pixel units (8/255 = 0.0314), got "
                              f"{self.adv_eps} and {self.adv_step_size}")
         if self.adv == "trades" and self.trades_beta < 0:
-            raise UsageError(f"--trades_beta must be >= 0, got {self.trades_beta}")
+            raise UsageError(f"`trades_beta` must be >= 0, got {self.trades_beta}")
         return self
 
     def inactive_settings(self, given):

@@ -1,4 +1,4 @@
-"""tf.distribute for training (--strategy): building the strategy, and which worker writes the run's files.
+"""tf.distribute for training (`strategy`): building the strategy, and which worker writes the run's files.
 
 Batch sizes are global: each global batch is split evenly across the replicas, every replica's mean loss is
 divided by the number of replicas and Keras sums the replicas' gradients, so one step follows the gradient of
@@ -23,17 +23,20 @@ from mocse_tf.errors import UsageError, check_choice
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
+def check_strategy(name):
+    return check_choice("strategy", name, STRATEGIES)
+
+
 def make_strategy(name):
     """The tf.distribute strategy `name`; call it first thing, before any other TensorFlow work."""
+    check_strategy(name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return _mirrored()
     if name == "multi_worker":
         return _multi_worker()
-    if name == "tpu":
-        return _tpu()
-    check_choice("strategy", name, STRATEGIES)
+    return _tpu()
 
 
 def _mirrored():
@@ -47,7 +50,7 @@ def _multi_worker():
     """Synchronous data parallelism over the workers that TF_CONFIG lists (every worker runs the same command)."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise UsageError("--strategy=multi_worker needs the TF_CONFIG environment variable on every worker, e.g. "
+        raise UsageError("`strategy`=multi_worker needs the TF_CONFIG environment variable on every worker, e.g. "
                          "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
                          "\"task\": {\"type\": \"worker\", \"index\": 0}}' (index 1 on the second host)")
     try:
@@ -67,14 +70,14 @@ def _tpu():
     """A Cloud TPU: the local TPU VM, or the TPU named by the TPU_NAME environment variable."""
     tpu_name = os.environ.get("TPU_NAME", "")
     if not tpu_name and not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
-        raise UsageError("--strategy=tpu found no TPU: run on a Cloud TPU VM, or set TPU_NAME to a TPU node's name "
-                         "or grpc:// address; use --strategy=mirrored for GPUs")
+        raise UsageError("`strategy`=tpu found no TPU: run on a Cloud TPU VM, or set TPU_NAME to a TPU node's name "
+                         "or grpc:// address; use `strategy`=mirrored for GPUs")
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
-        raise UsageError(f"--strategy=tpu could not reach the TPU {tpu_name or '(local)'}: {err}") from None
+        raise UsageError(f"`strategy`=tpu could not reach the TPU {tpu_name or '(local)'}: {err}") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -94,8 +97,8 @@ def check_global_batch(batch_size, strategy):
     """Each replica must get the same number of examples, so that mean-of-replica-means is the global mean."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise UsageError(f"--batch_size={batch_size} is the global batch and must split evenly over the "
-                         f"{replicas} replicas of --strategy; use a multiple of {replicas}")
+        raise UsageError(f"`batch_size`={batch_size} is the global batch and must split evenly over the "
+                         f"{replicas} replicas of `strategy`; use a multiple of {replicas}")
 
 
 @contextlib.contextmanager

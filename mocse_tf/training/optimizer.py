@@ -1,4 +1,4 @@
-"""The training optimizer: SGD with PyTorch's update rule, so `--weight_decay=5e-4` means what CIFAR recipes mean.
+"""The training optimizer: SGD with PyTorch's update rule, so a weight decay of 5e-4 means what CIFAR recipes mean.
 
 `torch.optim.SGD(lr, momentum, weight_decay, nesterov)` with dampening 0 does, for every parameter w:
 
@@ -53,10 +53,14 @@ class TorchSGD(keras.optimizers.SGD):
         return config
 
 
+def check_weight_decay_mode(mode):
+    return check_choice("weight_decay_mode", mode, WEIGHT_DECAY_MODES)
+
+
 def make_sgd(learning_rate, *, momentum, nesterov, weight_decay, weight_decay_mode="coupled"):
     """SGD for the trainer: `coupled` (default) is torch.optim.SGD's rule (TorchSGD); `decoupled` is Keras' own
     SGD with its decoupled decay (`w -= lr * wd * w` after the step) and lr-scaled momentum."""
-    check_choice("weight_decay_mode", weight_decay_mode, WEIGHT_DECAY_MODES)
+    check_weight_decay_mode(weight_decay_mode)
     if weight_decay_mode == "coupled":
         return TorchSGD(learning_rate, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov,

@@ -29,14 +29,17 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_fraction": self.warmup_fraction}
 
 
+def check_schedule(name):
+    return check_choice("lr_schedule", name, LR_SCHEDULES)
+
+
 def make_schedule(name, learning_rate, total_steps):
     """The schedule `name` over `total_steps` optimizer steps; multistep divides by 10 at 50% and 75%."""
+    check_schedule(name)
     if name == "cosine":
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
     if name == "multistep":
         boundaries = [max(1, total_steps // 2), max(2, (3 * total_steps) // 4)]
         values = [learning_rate, learning_rate * 0.1, learning_rate * 0.01]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-    if name == "onecycle":
-        return OneCycle(learning_rate, total_steps)
-    check_choice("lr_schedule", name, LR_SCHEDULES)
+    return OneCycle(learning_rate, total_steps)

@@ -7,7 +7,7 @@ import pytest
 from mocse_tf.errors import UsageError
 from mocse_tf.training.config import TrainConfig
 from mocse_tf.training.run import train
-from tests.cli_helpers import assert_clean_error, run_tool
+from tests.cli_helpers import assert_clean_error, outcome, run_tool
 
 
 def _config(tmp_path, **overrides):
@@ -21,14 +21,27 @@ def _config(tmp_path, **overrides):
 @pytest.mark.parametrize("overrides, message", [
     (dict(arch="resnet50"), "unknown arch 'resnet50'; choose one of preact_resnet18, mocse"),
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'; choose one of synthetic, cifar10"),
-    (dict(augment="autoaugment"), "unknown augment 'autoaugment'; choose one of none, standard, augmented"),
+    (dict(augment="autoaugment"), "unknown augmentation policy 'autoaugment'; choose one of none, standard, augmented"),
     (dict(aggregate="mean"), "unknown aggregate 'mean'"),
     (dict(lr_schedule="linear"), "unknown lr_schedule 'linear'; choose one of cosine, multistep, onecycle"),
-    (dict(epochs=0), "--epochs must be a positive integer, got 0"),
-    (dict(batch_size=-8), "--batch_size must be a positive integer, got -8"),
-    (dict(width=0), "--width must be a positive integer, got 0"),
-    (dict(dataset="cifar10_local"), "--dataset=cifar10_local needs --local_dir=PATH"),
-    (dict(batch_size=500), "--batch_size=500 is larger than the training set (100 images)"),
+    (dict(precision="fp16"), "unknown precision 'fp16'; choose one of float32, mixed_float16, mixed_bfloat16"),
+    (dict(adv="madry"), "unknown adv 'madry'; choose one of none, pgd, trades, fgsm_rs"),
+    (dict(strategy="gpu"), "unknown strategy 'gpu'; choose one of default, mirrored, multi_worker, tpu"),
+    (dict(weight_decay_mode="l2"), "unknown weight_decay_mode 'l2'; choose one of coupled, decoupled"),
+])
+def test_unknown_names_are_refused_before_anything_is_written(tmp_path, overrides, message):
+    # The check of each name is its module's own (the one its builder makes), run by TrainConfig.validate first.
+    with pytest.raises(UsageError, match=message):
+        train(_config(tmp_path, **overrides))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(epochs=0), "`epochs` must be a positive integer, got 0"),
+    (dict(batch_size=-8), "`batch_size` must be a positive integer, got -8"),
+    (dict(width=0), "`width` must be a positive integer, got 0"),
+    (dict(dataset="cifar10_local"), "`dataset`=cifar10_local needs `local_dir`=PATH"),
+    (dict(batch_size=500), "`batch_size`=500 is larger than the training set (100 images)"),
 ])
 def test_bad_values_are_refused_before_any_training(tmp_path, overrides, message):
     with pytest.raises(UsageError) as caught:
@@ -47,7 +60,7 @@ def test_folder_holding_a_different_run_is_refused_and_left_untouched(tmp_path):
     run_dir = tmp_path / "run"
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     with pytest.raises(UsageError, match=r"holds a different run \(learning_rate=0.1 there vs 0.02 now\); use a "
-                                         r"new --output_dir or --run_name"):
+                                         r"new `output_dir` or `run_name`"):
         train(_config(tmp_path, learning_rate=0.02))
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
     assert json.loads((run_dir / "run_config.json").read_text())["learning_rate"] == 0.1
@@ -79,13 +92,17 @@ def test_cli_bad_flag_value_and_stray_argument(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "--epochs" in result.stderr
     assert_clean_error(run_tool("train", "oops"), "unexpected arguments ['oops']")
+    # The library names settings as `epochs`; the tool shows them as its flags.
+    assert outcome(run_tool("train", "--epochs=0"))[::2] == (2, "error: --epochs must be a positive integer, got 0\n")
+    assert outcome(run_tool("tune", "--corruption_severities=1,x"))[::2] == (
+        2, "error: --corruption_severities must be a comma-separated list of integers, got 1,x\n")
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(learning_rate=float("nan")), "--learning_rate must be a finite number, got nan"),
-    (dict(adv="pgd", adv_eps=float("inf")), "--adv_eps must be a finite number, got inf"),
-    (dict(weight_decay=float("nan")), "--weight_decay must be a finite number, got nan"),
-    (dict(adv="trades", trades_beta=-1.0), "--trades_beta must be >= 0, got -1.0"),
+    (dict(learning_rate=float("nan")), "`learning_rate` must be a finite number, got nan"),
+    (dict(adv="pgd", adv_eps=float("inf")), "`adv_eps` must be a finite number, got inf"),
+    (dict(weight_decay=float("nan")), "`weight_decay` must be a finite number, got nan"),
+    (dict(adv="trades", trades_beta=-1.0), "`trades_beta` must be >= 0, got -1.0"),
 ])
 def test_non_finite_and_out_of_range_floats_are_refused(tmp_path, overrides, message):
     # NaN passed the old `<= 0` checks, trained, and a rerun was then refused as "a different run (nan vs nan)".
@@ -109,10 +126,10 @@ def test_non_finite_loss_names_only_a_checkpoint_that_exists_and_float32_only_wh
         train(_config(tmp_path, learning_rate=1e30, epochs=2))
     message = str(caught.value)
     assert "in epoch 1" in message and "no epoch had finished, so there is no checkpoint" in message, message
-    assert "float32" not in message and "lower --learning_rate" in message
+    assert "float32" not in message and "lower `learning_rate`" in message
     assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
     from mocse_tf.training.run import non_finite_message
 
     kept = non_finite_message("loss became nan at batch 3", 2, _config(tmp_path, precision="mixed_float16"),
                               str(tmp_path / "run" / "checkpoints" / "ckpt-2"))
-    assert f"(epoch 2) is kept in {tmp_path / 'run' / 'checkpoints'}" in kept and "--precision=float32" in kept
+    assert f"(epoch 2) is kept in {tmp_path / 'run' / 'checkpoints'}" in kept and "`precision`=float32" in kept
