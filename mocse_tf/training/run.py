@@ -1,6 +1,6 @@
 """The training entry point behind `bin/train`: data, model, resumable epochs, clean evaluation, export.
 
-Each epoch gets its own data order and augmentation seed (derived from --seed and the epoch number), and
+Each epoch gets its own data order and augmentation seed (derived from `seed` and the epoch number), and
 a checkpoint is written after every epoch, so an interrupted run that is started again with the same command
 continues at the first unfinished epoch and follows the same trajectory as an uninterrupted one.
 """
@@ -41,7 +41,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             raise NonFiniteLoss(f"loss became {float(loss)} at batch {batch}")
 
 
-EXPORT_WAY_OUT = "choose another --run_name (or --export_dir), or pass --overwrite to replace it"
+EXPORT_WAY_OUT = "choose another `run_name` (or `export_dir`), or pass `overwrite` to replace it"
 
 
 def export_base(config):
@@ -65,7 +65,7 @@ def non_finite_message(err, epoch, config, latest_checkpoint):
         kept = f"the last good checkpoint (epoch {epoch}) is kept in {os.path.dirname(latest_checkpoint)}"
     else:
         kept = "no epoch had finished, so there is no checkpoint to keep"
-    fixes = ["lower --learning_rate"] + (["use --precision=float32"] if config.precision != "float32" else [])
+    fixes = ["lower `learning_rate`"] + (["use `precision`=float32"] if config.precision != "float32" else [])
     return f"training stopped: {err} in epoch {epoch + 1}; {kept}; {' or '.join(fixes)}"
 
 
@@ -89,8 +89,8 @@ def make_optimizer(config, steps_per_epoch):
 def _steps_per_epoch(config, num_train):
     full = num_train // config.batch_size
     if full == 0:
-        raise UsageError(f"--batch_size={config.batch_size} is larger than the training set ({num_train} images); "
-                         f"lower --batch_size")
+        raise UsageError(f"`batch_size`={config.batch_size} is larger than the training set ({num_train} images); "
+                         f"lower `batch_size`")
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
 
 

@@ -34,8 +34,8 @@ class RunFolder:
         if os.path.isdir(self.path) and os.listdir(self.path):
             stored = read_json(config_path)
             if stored is None:
-                raise UsageError(f"--output_dir {self.path} is not empty and holds no {self.CONFIG}; "
-                                 f"choose a new --output_dir (or --run_name) or empty that folder")
+                raise UsageError(f"`output_dir` {self.path} is not empty and holds no {self.CONFIG}; "
+                                 f"choose a new `output_dir` (or `run_name`) or empty that folder")
             stored_identity = {k: v for k, v in stored.items() if k not in self.config.COSMETIC}
             differences = [f"{k}={stored_identity.get(k)!r} there vs {v!r} now"
                            for k, v in self.config.identity().items() if stored_identity.get(k) != v]
@@ -43,14 +43,14 @@ class RunFolder:
                 remove_stale_temporaries(self.path)
                 return True
             if not self.config.overwrite:
-                raise UsageError(f"--output_dir {self.path} holds a different run ({'; '.join(differences[:3])}); "
-                                 f"use a new --output_dir or --run_name, rerun with the same flags to resume, or "
-                                 f"pass --overwrite to replace it")
+                raise UsageError(f"`output_dir` {self.path} holds a different run ({'; '.join(differences[:3])}); "
+                                 f"use a new `output_dir` or `run_name`, rerun with the same flags to resume, or "
+                                 f"pass `overwrite` to replace it")
             empty_folder(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
-            raise UsageError(f"cannot create --output_dir {self.path}: {err.strerror or err}") from None
+            raise UsageError(f"cannot create `output_dir` {self.path}: {err.strerror or err}") from None
         write_json(config_path, json.loads(self.config.to_json()))
         return False
 

@@ -20,7 +20,7 @@ class RobustTrainer(keras.Model):
 
     attack: None (standard training), an `AdversarialTraining` (`make_training_attack(config)`), or a bare
     `mocse_tf.attacks.Attack` of a training kind (wrapped with TRADES beta 6, seed 0, inference-mode BN).
-    Training metrics with --adv=pgd or fgsm_rs are those of the adversarial batch the step trains on (loss, ce,
+    Training metrics with `adv`=pgd or fgsm_rs are those of the adversarial batch the step trains on (loss, ce,
     bce, accuracy = adversarial accuracy, expert_accuracy). With trades, loss is the whole TRADES loss, ce, bce,
     accuracy and expert_accuracy are those of the clean batch, kl is the mean KL(clean || adv) (before beta) and
     adv_accuracy the accuracy on the TRADES adversarial batch. Validation metrics are always clean.

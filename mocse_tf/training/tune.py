@@ -87,8 +87,8 @@ def split_validation(images, labels, num_validation, seed):
     """(train_images, train_labels, val_images, val_labels): a seeded random held-out subset of the training set."""
     count = num_validation or max(1, len(labels) // 10)
     if count >= len(labels):
-        raise UsageError(f"--num_validation_examples={count} leaves no training images out of {len(labels)}; "
-                         f"lower it or raise --num_train_examples")
+        raise UsageError(f"`num_validation_examples`={count} leaves no training images out of {len(labels)}; "
+                         f"lower it or raise `num_train_examples`")
     order = np.random.default_rng(seed).permutation(len(labels))
     held_out, kept = np.sort(order[:count]), np.sort(order[count:])
     return images[kept], labels[kept], images[held_out], labels[held_out]
@@ -202,12 +202,8 @@ def make_tuner(settings, hypermodel, config, directory, project_name):
         common["distribution_strategy"] = distribute.make_strategy("mirrored")
     if settings.tuner == "random":
         return keras_tuner.RandomSearch(hypermodel, max_trials=settings.max_trials, **common)
-    if settings.tuner == "bayesian":
-        try:
-            return keras_tuner.BayesianOptimization(hypermodel, max_trials=settings.max_trials, **common)
-        except ImportError:  # its Gaussian process comes from scikit-learn, an optional keras-tuner extra
-            raise UsageError("--tuner=bayesian needs scikit-learn: pip install 'keras-tuner[bayesian]' (or use "
-                             "--tuner=random or hyperband)") from None
+    if settings.tuner == "bayesian":  # setup.py installs keras-tuner[bayesian], so scikit-learn is there
+        return keras_tuner.BayesianOptimization(hypermodel, max_trials=settings.max_trials, **common)
     tuner = keras_tuner.Hyperband(hypermodel, max_epochs=config.epochs, factor=3, hyperband_iterations=1, **common)
     tuner.oracle.max_trials = settings.max_trials  # Hyperband has no such argument; its oracle honours the cap
     return tuner
@@ -247,8 +243,8 @@ def _claim_search_folder(directory, identity):
         return False
     differences = [f"{k}={stored.get(k)!r} there vs {v!r} now" for k, v in identity.items() if stored.get(k) != v]
     if differences:
-        raise UsageError(f"--tune_dir {directory} holds a different search ({'; '.join(differences[:3])}); use a "
-                         f"new --tune_dir, or rerun with the same flags to resume")
+        raise UsageError(f"`tune_dir` {directory} holds a different search ({'; '.join(differences[:3])}); use a "
+                         f"new `tune_dir`, or rerun with the same flags to resume")
     return True
 
 

@@ -136,5 +136,5 @@ def test_global_batch_must_split_evenly():
         num_replicas_in_sync = 4
 
     distribute.check_global_batch(128, FourReplicas())
-    with pytest.raises(UsageError, match="--batch_size=130 is the global batch .* use a multiple of 4"):
+    with pytest.raises(UsageError, match="`batch_size`=130 is the global batch .* use a multiple of 4"):
         distribute.check_global_batch(130, FourReplicas())

@@ -102,7 +102,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
 def test_unwritable_output_and_export_folders_fail_cleanly(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(UsageError, match="cannot create --output_dir .*a_file/run"):
+    with pytest.raises(UsageError, match="cannot create `output_dir` .*a_file/run"):
         train(_tiny_config(tmp_path, output_dir=str(blocker / "run")))
     with pytest.raises(UsageError, match="cannot write .*a_file"):
         train(_tiny_config(tmp_path, epochs=1, export_dir=str(blocker / "exports")))

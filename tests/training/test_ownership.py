@@ -38,7 +38,7 @@ def test_same_run_name_other_configuration_is_refused_then_overwrite_takes_over(
         train(_config(tmp_path, "run_b", seed=1))
     message = str(caught.value)
     assert str(export) in message and "belongs to another run" in message and "seed=0 there vs 1 now" in message
-    assert "--run_name" in message and "--overwrite" in message
+    assert "`run_name`" in message and "`overwrite`" in message
     assert not (tmp_path / "run_b").exists()
     assert (export / "model.keras").read_bytes() == model_bytes and sorted(p.name for p in export.iterdir()) == [
         "1", "class_names.json", "model.keras", "owner.json"]
@@ -79,7 +79,7 @@ def test_a_folder_of_unknown_origin_or_a_file_is_refused(tmp_path):
 
 def test_run_folder_of_another_configuration_is_replaced_only_with_overwrite(tmp_path):
     train(_config(tmp_path, "run", export=False))
-    with pytest.raises(UsageError, match="holds a different run .*seed=0 there vs 1 now.*--overwrite"):
+    with pytest.raises(UsageError, match="holds a different run .*seed=0 there vs 1 now.*`overwrite`"):
         train(_config(tmp_path, "run", export=False, seed=1))
     train(_config(tmp_path, "run", export=False, seed=1, overwrite=True))
     assert json.loads((tmp_path / "run" / "run_config.json").read_text())["seed"] == 1
