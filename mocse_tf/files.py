@@ -71,10 +71,15 @@ def write_csv(path, fieldnames, rows):
     return path
 
 
-def save_figure(figure, path, **savefig_options):
-    """A Matplotlib figure as PNG."""
-    with replacing(path, ".png") as tmp:
-        figure.savefig(tmp, **savefig_options)
+def save_figure(figure, path):
+    """A Matplotlib figure as PNG (110 dpi, trimmed to its content); the figure is closed, written or not."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with replacing(path, ".png") as tmp:
+            figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

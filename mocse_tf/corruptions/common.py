@@ -106,13 +106,3 @@ def as_seed(seed):
 def split_seed(seed, num):
     """`num` independent shape-[2] seeds derived from `seed` (one per random step of a corruption)."""
     return tf.unstack(tf.random.experimental.stateless_split(as_seed(seed), num=num))
-
-
-def per_image_seeds(seed, batch_size):
-    """A [batch_size, 2] int64 tensor of independent seeds (batch_size may be a scalar tensor).
-
-    For per-image random ops inside `tf.map_fn` or for draws whose shape differs from image to image.
-    """
-    return tf.random.stateless_uniform(
-        tf.stack([batch_size, 2]), seed=as_seed(seed), minval=None, maxval=None, dtype=tf.int64
-    )

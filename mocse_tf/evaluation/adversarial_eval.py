@@ -88,15 +88,9 @@ class AttackSpec:
             return f"AutoAttack (worst case) ({budget_label(eps, norm)})"
         objective = next(display for obj, display, _ in OBJECTIVES.values() if obj == self.objective)
         restarts = f"x{self.restarts}" if self.restarts > 1 else ""
-        if self.kind == "fgsm":
-            head = f"FGSM, {objective}"
-        elif self.kind == "apgdt":
-            head = f"APGD-T-{self.steps}{restarts}, {objective}"
-        elif self.kind == "pgd":
-            head = f"PGD-{self.steps}{restarts}, {objective}"
-        else:
-            head = f"APGD-{self.steps}{restarts}, {objective}"
-        return f"{head} ({budget_label(eps, norm)})"
+        attack = {"fgsm": "FGSM", "apgdt": "APGD-T", "pgd": "PGD"}.get(self.kind, "APGD")
+        attack += "" if self.kind == "fgsm" else f"-{self.steps}{restarts}"
+        return f"{attack}, {objective} ({budget_label(eps, norm)})"
 
 
 def budget_label(eps, norm):
@@ -143,8 +137,7 @@ def parse_attacks(spec, restarts=1):
     """'default' or a comma-separated list of attack names -> (AttackSpec, ...) in order, duplicates dropped."""
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise UsageError(f"`restarts` must be an integer >= 1, got {restarts!r}")
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    items = [item.strip().lower() for item in items if item and item.strip()]
+    items = [item.lower() for item in eval_config.split_items(spec)]
     if not items:
         raise UsageError(f"no attack named in `attacks`={spec!r}; use {ATTACK_HELP}")
     specs = []

@@ -234,14 +234,19 @@ OUTPUT_WAY_OUT = "choose another `output_dir`, or pass `overwrite` to replace it
 # --- parsing ---------------------------------------------------------------------------------------------------
 
 
+def split_items(spec):
+    """The items of a comma-separated setting (or of a list), stripped, empty ones dropped."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 def parse_corruptions(spec):
     """'all' | 'benchmark' | 'extra' | 'a,b,...' (or a list of names) -> canonical names in the official order
     of the sets, or in the order given."""
     from mocse_tf import corruptions
 
     sets = {"all": corruptions.ALL, "benchmark": corruptions.BENCHMARK, "extra": corruptions.EXTRA}
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    items = [item.strip() for item in items if item and item.strip()]
+    items = split_items(spec)
     if not items:
         raise UsageError(f"no corruption named in {spec!r}; use all, benchmark, extra or names such as "
                          f"gaussian_noise,fog")
@@ -257,13 +262,10 @@ def parse_severities(spec):
     """'1,2,3,4,5' (or a list of ints) -> a sorted tuple of distinct ints in 1..5."""
     from mocse_tf.corruptions import SEVERITIES
 
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
     severities = set()
-    for item in items:
-        if isinstance(item, str) and not item.strip():
-            continue
+    for item in split_items(spec):
         try:
-            value = int(str(item).strip())
+            value = int(item)
         except ValueError:
             raise UsageError(f"severity {item!r} is not an integer; use values from 1 to 5, e.g. "
                              f"`severities`=1,3,5") from None

@@ -17,12 +17,6 @@ SEVERITY_NAME = "accuracy_vs_severity.png"
 CONTACT_SHEET_NAME = "contact_sheet.png"
 
 
-def _save(figure, path):
-    files.save_figure(figure, path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
-
-
 def plot_corruption_bars(report, path):
     """Grouped bars: one group per corruption (plus natural samples), one bar per model; mean over severities."""
     names = list(report["models"])
@@ -43,7 +37,7 @@ def plot_corruption_bars(report, path):
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize="small")
     axis.set_title("Accuracy per corruption")
-    return _save(figure, path)
+    return files.save_figure(figure, path)
 
 
 def plot_accuracy_vs_severity(report, path):
@@ -60,7 +54,7 @@ def plot_accuracy_vs_severity(report, path):
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     axis.set_title("Accuracy versus severity")
-    return _save(figure, path)
+    return files.save_figure(figure, path)
 
 
 def plot_contact_sheet(samples, path, sample_index=0):
@@ -86,7 +80,7 @@ def plot_contact_sheet(samples, path, sample_index=0):
             if col == 0:
                 axis.set_ylabel(report_lib.display_name(corruption), fontsize=7, rotation=0, ha="right", va="center")
     figure.subplots_adjust(wspace=0.05, hspace=0.05)
-    return _save(figure, path)
+    return files.save_figure(figure, path)
 
 
 def write_plots(report, output_dir, samples=None):

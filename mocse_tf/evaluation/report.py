@@ -141,6 +141,17 @@ def _check_accuracy(where, value):
     return float(value)
 
 
+def _by_corruption(name, values, what=""):
+    """{canonical corruption: {"severity": checked value in [0, 1]}}, severities in order."""
+    checked = {}
+    for corruption, by_severity in values.items():
+        corruption = canonical_name(corruption)
+        checked[corruption] = {
+            str(int(severity)): _check_accuracy(f"model {name} {corruption} severity {severity}{what}", value)
+            for severity, value in sorted(by_severity.items(), key=lambda kv: int(kv[0]))}
+    return checked
+
+
 def normalize_model(name, model):
     """A model entry with canonical corruption names, string severities and checked accuracies."""
     entry = {key: value for key, value in model.items()
@@ -148,12 +159,7 @@ def normalize_model(name, model):
     if "clean" in model:
         entry["clean"] = _check_accuracy(f"model {name} clean", model["clean"])
     if model.get("corruptions"):
-        entry["corruptions"] = {}
-        for corruption, by_severity in model["corruptions"].items():
-            canonical = canonical_name(corruption)
-            entry["corruptions"][canonical] = {
-                str(int(severity)): _check_accuracy(f"model {name} {canonical} severity {severity}", accuracy)
-                for severity, accuracy in sorted(by_severity.items(), key=lambda kv: int(kv[0]))}
+        entry["corruptions"] = _by_corruption(name, model["corruptions"])
     if model.get("adversarial"):
         entry["adversarial"] = {str(label): _check_accuracy(f"model {name} {label}", accuracy)
                                 for label, accuracy in model["adversarial"].items()}
@@ -162,11 +168,7 @@ def normalize_model(name, model):
         entry["calibration"] = {}
         if calibration.get("clean") is not None:
             entry["calibration"]["clean"] = _check_accuracy(f"model {name} clean ECE", calibration["clean"])
-        entry["calibration"]["corruptions"] = {
-            canonical_name(corruption): {
-                str(int(severity)): _check_accuracy(f"model {name} {corruption} severity {severity} ECE", ece)
-                for severity, ece in sorted(by_severity.items(), key=lambda kv: int(kv[0]))}
-            for corruption, by_severity in calibration.get("corruptions", {}).items()}
+        entry["calibration"]["corruptions"] = _by_corruption(name, calibration.get("corruptions", {}), " ECE")
     return entry
 
 

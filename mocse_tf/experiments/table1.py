@@ -24,6 +24,7 @@ import time
 from mocse_tf import ownership
 from mocse_tf.config_flags import setting
 from mocse_tf.errors import UsageError
+from mocse_tf.evaluation.config import EvalConfig, split_items
 from mocse_tf.experiments import seed_statistics
 from mocse_tf.training.config import TrainConfig
 from mocse_tf.files import read_json, write_csv, write_json, write_text
@@ -31,7 +32,6 @@ from mocse_tf.progress import StageProgress, format_seconds
 
 REGIMES = ("standard", "adversarial", "augmented")
 ARCHS = ("preact_resnet18", "mocse")
-ARCH_TITLES = {"preact_resnet18": "PreAct-ResNet-18", "mocse": "MoCSE"}
 CORRUPTION_SOURCES = ("generate", "folder", "tfds")
 PAPER_FILE = os.path.join(os.path.dirname(__file__), "paper_table1.json")
 # The paper's adversarial training (Madry et al. / Rice et al.): PGD, 10 steps of 2/255 in an L-inf ball of 8/255.
@@ -119,7 +119,7 @@ class Table1Config:
 
 
 def parse_seeds(spec):
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    items = split_items(str(spec))
     if not items:
         raise UsageError(f"no seed in {spec!r}; give one or more non-negative integers, e.g. `seeds`=0,1,2")
     seeds = []
@@ -133,7 +133,7 @@ def parse_seeds(spec):
 
 def _names(what, spec, choices):
     """The comma-separated names of `spec`, each one of `choices`."""
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    items = split_items(str(spec))
     if not items:
         raise UsageError(f"no {what} in {spec!r}; choose from {', '.join(choices)}")
     unknown = [item for item in items if item not in choices]
@@ -338,8 +338,6 @@ def _train(train_cfg, on_epoch):
 
 
 def _eval_config(config, **settings):
-    from mocse_tf.evaluation.config import EvalConfig
-
     return EvalConfig(dataset=config.dataset, data_dir=config.data_dir, local_dir=config.local_dir,
                       batch_size=config.eval_batch_size, seed=0, **settings)
 

@@ -15,13 +15,6 @@ ACCURACY_PLOT = "table1_accuracy.png"
 DIFFERENCE_PLOT = "table1_difference.png"
 
 
-def _save(figure, path):
-    try:
-        return files.save_figure(figure, path, dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-
-
 def _value(stats, key):
     value = stats.get(key)
     return np.nan if value is None else 100.0 * value
@@ -53,7 +46,7 @@ def plot_accuracy(table, path):
         axis.set_ylim(0, 100)
         axis.set_ylabel("accuracy (%)")
     axes[0][0].legend(fontsize=7)
-    return _save(figure, path)
+    return files.save_figure(figure, path)
 
 
 def plot_difference(table, path):
@@ -74,7 +67,7 @@ def plot_difference(table, path):
     axis.set_xticks(x, rows, rotation=70, fontsize=7)
     axis.set_ylabel("MoCSE − PreAct-ResNet-18 (points)")
     axis.legend(fontsize=7)
-    return _save(figure, path)
+    return files.save_figure(figure, path)
 
 
 def write_plots(table, output_dir):
