@@ -2,7 +2,6 @@
 bin/train's and bin/tune's absl flags are generated from its fields (mocse_tf.config_flags)."""
 
 import dataclasses
-import json
 import math
 
 from mocse_tf.config_flags import setting
@@ -113,11 +112,10 @@ class TrainConfig:
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise UsageError(f"`{field.name}` must be a finite number, got {value}")
-        for field in ("epochs", "batch_size", "adv_steps"):
-            if getattr(self, field) <= 0:
-                raise UsageError(f"`{field}` must be a positive integer, got {getattr(self, field)}")
-        if self.width is not None and self.width <= 0:
-            raise UsageError(f"`width` must be a positive integer, got {self.width}")
+        for field in ("epochs", "batch_size", "adv_steps", "width"):
+            value = getattr(self, field)
+            if value is not None and value <= 0:  # width None: the architecture's default
+                raise UsageError(f"`{field}` must be a positive integer, got {value}")
         for field in ("num_train_examples", "num_test_examples", "steps_per_epoch", "weight_decay", "bce_weight"):
             if getattr(self, field) < 0:
                 raise UsageError(f"`{field}` must be >= 0, got {getattr(self, field)}")
@@ -156,6 +154,3 @@ class TrainConfig:
     def identity(self):
         """The fields that define what is trained; two runs with equal identities may share a folder."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.COSMETIC}
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -5,7 +5,6 @@ a checkpoint is written after every epoch, so an interrupted run that is started
 continues at the first unfinished epoch and follows the same trajectory as an uninterrupted one.
 """
 
-import json
 import math
 import os
 import sys
@@ -51,7 +50,7 @@ def export_base(config):
 
 def export_owner(config):
     """The owner record of a run's export folder: what is trained, so another configuration cannot share it."""
-    return json.loads(json.dumps({"tool": "bin/train", "settings": config.identity()}))
+    return {"tool": "bin/train", "settings": config.identity()}
 
 
 def epoch_seed(seed, epoch):
@@ -76,8 +75,7 @@ def build_trainer(config, num_classes):
     if config.precision != "float32":
         keras.mixed_precision.set_global_policy(config.precision)
     network = build_network(config.arch, num_classes=num_classes, width=config.width, aggregate=config.aggregate)
-    trainer = RobustTrainer(network, bce_weight=config.bce_weight, attack=make_training_attack(config))
-    return trainer
+    return RobustTrainer(network, bce_weight=config.bce_weight, attack=make_training_attack(config))
 
 
 def make_optimizer(config, steps_per_epoch):

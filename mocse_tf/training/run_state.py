@@ -5,7 +5,7 @@ history.json (one entry per finished epoch), logs/ (TensorBoard), results.json (
 Every JSON file is written atomically (mocse_tf.files), so an interruption never leaves half a file.
 """
 
-import json
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -51,7 +51,7 @@ class RunFolder:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
             raise UsageError(f"cannot create `output_dir` {self.path}: {err.strerror or err}") from None
-        write_json(config_path, json.loads(self.config.to_json()))
+        write_json(config_path, dataclasses.asdict(self.config))
         return False
 
     def checkpoint_manager(self, checkpoint):

@@ -8,12 +8,13 @@ are written as a flagfile for `bin/train --flagfile=...`.
 
 import dataclasses
 import datetime
-import json
 import os
 import sys
 
 import keras
+import keras_tuner
 import numpy as np
+
 from mocse_tf.config_flags import setting
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
@@ -150,48 +151,41 @@ def trial_config(base, hp, width_choices):
     return dataclasses.replace(base, **values).validate()
 
 
-def _hypermodel_class():
-    import keras_tuner
+class TrainerHyperModel(keras_tuner.HyperModel):
+    """Builds the trainer for a trial and trains it on the carved training split."""
 
-    class TrainerHyperModel(keras_tuner.HyperModel):
-        """Builds the trainer for a trial and trains it on the carved training split."""
+    def __init__(self, base, width_choices, train_arrays, num_classes, steps_per_epoch, sets):
+        super().__init__(name="trainer")
+        self.base = base
+        self.width_choices = width_choices
+        self.train_arrays = train_arrays
+        self.num_classes = num_classes
+        self.steps_per_epoch = steps_per_epoch
+        self.sets = sets
 
-        def __init__(self, base, width_choices, train_arrays, num_classes, steps_per_epoch, sets):
-            super().__init__(name="trainer")
-            self.base = base
-            self.width_choices = width_choices
-            self.train_arrays = train_arrays
-            self.num_classes = num_classes
-            self.steps_per_epoch = steps_per_epoch
-            self.sets = sets
+    def build(self, hp):
+        config = trial_config(self.base, hp, self.width_choices)
+        keras.utils.set_random_seed(config.seed)  # every trial starts from the same seed: a fair comparison
+        trainer = run.build_trainer(config, self.num_classes)
+        optimizer = run.make_optimizer(config, self.steps_per_epoch)
+        trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        optimizer.build(trainer.network.trainable_variables)
+        return trainer
 
-        def build(self, hp):
-            config = trial_config(self.base, hp, self.width_choices)
-            keras.utils.set_random_seed(config.seed)  # every trial starts from the same seed: a fair comparison
-            trainer = run.build_trainer(config, self.num_classes)
-            optimizer = run.make_optimizer(config, self.steps_per_epoch)
-            trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
-            optimizer.build(trainer.network.trainable_variables)
-            return trainer
-
-        def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
-            config = trial_config(self.base, hp, self.width_choices)
-            images, labels = self.train_arrays
-            # One pipeline for all of the trial's epochs: it reshuffles (seeded) at each pass.
-            train_ds = make_pipeline(images, labels, config.batch_size, training=True, augment=config.augment,
-                                     seed=config.seed)
-            return model.fit(train_ds, epochs=epochs or config.epochs, initial_epoch=initial_epoch,
-                             steps_per_epoch=self.steps_per_epoch, shuffle=False,
-                             verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
-                             callbacks=[ValidationScores(self.sets), *callbacks])
-
-    return TrainerHyperModel
+    def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
+        config = trial_config(self.base, hp, self.width_choices)
+        images, labels = self.train_arrays
+        # One pipeline for all of the trial's epochs: it reshuffles (seeded) at each pass.
+        train_ds = make_pipeline(images, labels, config.batch_size, training=True, augment=config.augment,
+                                 seed=config.seed)
+        return model.fit(train_ds, epochs=epochs or config.epochs, initial_epoch=initial_epoch,
+                         steps_per_epoch=self.steps_per_epoch, shuffle=False,
+                         verbose=config.verbose if sys.stdout.isatty() else min(config.verbose, 2),
+                         callbacks=[ValidationScores(self.sets), *callbacks])
 
 
 def make_tuner(settings, hypermodel, config, directory, project_name):
     """The keras-tuner Tuner; overwrite=False makes it reload and continue a search found in `directory`."""
-    import keras_tuner
-
     common = {
         "objective": keras_tuner.Objective(OBJECTIVES[settings.objective], direction="max"),
         "directory": directory, "project_name": project_name, "overwrite": False, "seed": config.seed,
@@ -211,12 +205,6 @@ def make_tuner(settings, hypermodel, config, directory, project_name):
 
 # --- results ------------------------------------------------------------------------------------------------
 
-def _flag_value(value):
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def flagfile_lines(config, header, tuned_names):
     """Lines of an absl flagfile that make bin/train train `config` (on the whole training set): the searched
     flags, the architecture, data set and epochs, and every other flag that differs from its default."""
@@ -229,7 +217,7 @@ def flagfile_lines(config, header, tuned_names):
         if isinstance(value, bool):
             lines.append(f"--{name}" if value else f"--no{name}")
         else:
-            lines.append(f"--{name}={_flag_value(value)}")
+            lines.append(f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}")
     return lines
 
 
@@ -266,13 +254,12 @@ def tune(config, settings):
     identity = {"trial_config": config.identity(), "tuner": settings.tuner, "objective": settings.objective,
                 "num_validation_examples": len(val_labels), "width_choices": list(width_choices),
                 "corruption_severities": list(settings.corruption_severities)}
-    identity["trial_config"].pop("strategy", None)
-    resuming = _claim_search_folder(directory, json.loads(json.dumps(identity)))
+    resuming = _claim_search_folder(directory, identity)
     if resuming:
         print(f"resuming the search in {directory}")
 
-    hypermodel = _hypermodel_class()(config, width_choices, (train_images, train_labels), data.num_classes,
-                                     steps_per_epoch, sets)
+    hypermodel = TrainerHyperModel(config, width_choices, (train_images, train_labels), data.num_classes,
+                                   steps_per_epoch, sets)
     tuner = make_tuner(settings, hypermodel, config, directory, f"{settings.tuner}_search")
     tuner.search(verbose=config.verbose)
 
