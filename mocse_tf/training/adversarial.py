@@ -58,7 +58,7 @@ class AdversarialTraining:
                              f"(mocse_tf.attacks.make_training_attack), got {self.attack!r}")
         if isinstance(self.trades_beta, bool) or not isinstance(self.trades_beta, (int, float)) \
                 or self.trades_beta < 0:
-            raise UsageError(f"`trades_beta` must be a number >= 0, got {self.trades_beta!r}")
+            raise UsageError(f"`trades_beta` must be >= 0, got {self.trades_beta!r}")
 
     @property
     def is_trades(self):

@@ -95,7 +95,8 @@ class TrainConfig:
 
     def validate(self):
         """Raises UsageError naming the first bad value and the fix. Each name is checked by the module that
-        defines its choices (the same check its builder makes), here before any work starts."""
+        defines its choices (the same check its builder makes), and the training attack is made as the trainer
+        will make it, here before any work starts."""
         from mocse_tf import data, models
         from mocse_tf.training import adversarial, distribute, optimizer, schedules
 
@@ -105,7 +106,6 @@ class TrainConfig:
         models.check_aggregate(self.aggregate)
         schedules.check_schedule(self.lr_schedule)
         check_choice("precision", self.precision, PRECISIONS)  # handed to Keras' dtype policy as it is
-        adversarial.check_mode(self.adv)
         distribute.check_strategy(self.strategy)
         optimizer.check_weight_decay_mode(self.weight_decay_mode)
         for field in dataclasses.fields(self):  # NaN passes every comparison below, so it is refused first
@@ -128,8 +128,7 @@ class TrainConfig:
         if self.adv != "none" and not (0 < self.adv_eps <= 1 and 0 < self.adv_step_size <= 1):
             raise UsageError(f"`adv_eps` and `adv_step_size` are in [0, 1] pixel units (8/255 = 0.0314), got "
                              f"{self.adv_eps} and {self.adv_step_size}")
-        if self.adv == "trades" and self.trades_beta < 0:
-            raise UsageError(f"`trades_beta` must be >= 0, got {self.trades_beta}")
+        adversarial.make_training_attack(self)  # `adv` and the attack the trainer gets, with its own checks
         return self
 
     def inactive_settings(self, given):

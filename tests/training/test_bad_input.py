@@ -103,6 +103,7 @@ def test_cli_bad_flag_value_and_stray_argument(tmp_path):
     (dict(adv="pgd", adv_eps=float("inf")), "`adv_eps` must be a finite number, got inf"),
     (dict(weight_decay=float("nan")), "`weight_decay` must be a finite number, got nan"),
     (dict(adv="trades", trades_beta=-1.0), "`trades_beta` must be >= 0, got -1.0"),
+    (dict(adv="pgd", trades_beta=-1.0), "`trades_beta` must be >= 0, got -1.0"),  # the trainer's attack refuses it
 ])
 def test_non_finite_and_out_of_range_floats_are_refused(tmp_path, overrides, message):
     # NaN passed the old `<= 0` checks, trained, and a rerun was then refused as "a different run (nan vs nan)".
