@@ -19,6 +19,12 @@ class UsageError(ValueError):
         return _SETTING.sub(lambda m: "--" + flag_of.get(m.group(1), m.group(1)), str(self))
 
 
+def describe_error(err):
+    """`TypeName: the first line of its message` of an exception, for a one-line error that quotes it."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
 def check_choice(what, value, choices):
     """`value` if it is one of `choices`, else a UsageError showing the value received and the valid choices."""
     if value not in choices:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, describe_error
 from mocse_tf.export import KERAS_FILE, SIGNATURE_INPUT, serving_outputs
 
 
@@ -141,9 +141,7 @@ def load_network(keras_path):
     try:
         network = keras.models.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as err:  # a damaged or foreign file: one line, not a traceback
-        first_line = str(err).splitlines()[0] if str(err) else ""
-        raise UsageError(f"cannot load {keras_path}: {type(err).__name__}: {first_line}; expected "
-                         f"{EXPECTED_NETWORK}") from None
+        raise UsageError(f"cannot load {keras_path}: {describe_error(err)}; expected {EXPECTED_NETWORK}") from None
     outputs = _network_outputs(network)
     if not isinstance(outputs, dict) or "logits" not in outputs:
         raise UsageError(f"{keras_path} is not a mocse_tf network: its output is {_describe_outputs(outputs)}; "
@@ -158,8 +156,7 @@ def _load_saved_model(path):
     try:
         loaded = tf.saved_model.load(path)
     except Exception as err:
-        raise UsageError(f"cannot load SavedModel {path}: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+        raise UsageError(f"cannot load SavedModel {path}: {describe_error(err)}") from None
     if "serving_default" not in loaded.signatures:
         raise UsageError(f"SavedModel {path} has no serving_default signature (found: "
                          f"{', '.join(loaded.signatures) or 'none'}); expected {EXPECTED_SIGNATURE}")

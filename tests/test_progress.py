@@ -2,7 +2,9 @@
 
 import io
 
-from mocse_tf.progress import Progress, format_seconds
+import pytest
+
+from mocse_tf.progress import Progress, StageProgress, format_seconds
 
 
 class FakeClock:
@@ -46,3 +48,20 @@ def test_terminal_line_is_redrawn_in_place_and_ends_with_a_newline():
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (0, 59.4, 61, 3599, 7380)] == ["0s", "59s", "1m01s", "59m59s", "2h03m"]
+
+
+def test_stage_progress_prices_what_is_left_from_the_rates_measured_and_keeps_them(tmp_path):
+    lines, rates = [], tmp_path / "rates.json"
+    stages = {("a", "train"): {"units": 100, "kind": "net1", "done": 0.0},
+              ("a", "eval"): {"units": 50, "kind": "net1", "done": 0.0},
+              ("b", "train"): {"units": 100, "kind": "net2", "done": 0.0}}
+    progress = StageProgress(stages, lines.append, rates_path=str(rates))
+    progress.line("[1/2] a", "training starts")
+    assert lines[-1].startswith("[1/2] a: training starts | table 0s elapsed, estimate after the first measured")
+    progress.record("a", "train", 0.5, 10.0, 50)  # 0.2 s per unit of (train, net1)
+    # Left: half of a's training at its own rate, a's evaluation at net1's rate, b's training at any stage's rate.
+    assert progress.left() == pytest.approx(50 * 0.2 + 50 * 0.2 + 100 * 0.2)
+    progress.line("[1/2] a", "train epoch 1/2")
+    assert lines[-1].endswith("~40s left")
+    resumed = StageProgress(stages, lines.append, rates_path=str(rates))  # a rerun reads the rates back
+    assert resumed.rate("train", "net1") == pytest.approx(0.2) and resumed.left() == pytest.approx(40.0)

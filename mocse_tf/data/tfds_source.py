@@ -10,7 +10,7 @@ import urllib.request
 import numpy as np
 
 from mocse_tf.data.cifar_local import CIFAR10_CLASS_NAMES
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, describe_error
 
 # The folder the tfds cifar10 / cifar100 builders download their archives from. Module attributes, read at call
 # time, so that a test (or a user behind a mirror) can point the probe elsewhere; MOCSE_TF_PROBE_URL does the
@@ -57,11 +57,8 @@ def load(name, split, data_dir=None):
         try:
             builder.download_and_prepare()
         except Exception as err:  # noqa: BLE001 - any failure here is a download problem the user must fix
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise UsageError(
-                f"downloading {name} into {builder.data_dir} failed ({type(err).__name__}: {first_line}); "
-                + _how_to_supply(name)
-            ) from err
+            raise UsageError(f"downloading {name} into {builder.data_dir} failed ({describe_error(err)}); "
+                             + _how_to_supply(name)) from err
     images, labels = [], []
     for batch_images, batch_labels in tfds.as_numpy(
         builder.as_dataset(split=split, as_supervised=True).batch(_READ_BATCH)

@@ -18,7 +18,6 @@ the SavedModel's logits.
 """
 
 import dataclasses
-import datetime
 import functools
 import os
 import re
@@ -27,7 +26,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-import mocse_tf
 from mocse_tf import attacks, loading, ownership
 from mocse_tf.attacks import autoattack
 from mocse_tf.data import load_arrays
@@ -453,8 +451,7 @@ def run_eval_adv(config, *, command=None, log=print):
                      "only_models_with_experts": s.needs_experts} for s in specs],
         "worst_case": "per example: robust only if correct clean and under every attack run on that model",
         "footnote": footnote(dataset, len(data), restarts, specs),
-        "mocse_tf_version": mocse_tf.__version__, "tensorflow_version": tf.__version__,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        **report_lib.provenance(),
     }
     if merged_report is None:
         report = report_lib.build_report(entries, {"dataset": dataset, "adversarial": settings})

@@ -4,7 +4,6 @@ Models are evaluated side by side: each batch is read (or corrupted) once and fe
 makes on-the-fly generation affordable for several models.
 """
 
-import datetime
 import os
 import time
 
@@ -12,7 +11,7 @@ import numpy as np
 from absl import logging
 
 from mocse_tf import ownership
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, describe_error
 from mocse_tf.evaluation import accuracy as accuracy_lib
 from mocse_tf.evaluation import config as eval_config
 from mocse_tf.evaluation import calibration
@@ -115,9 +114,6 @@ def run_eval_c(config, *, command=None, show_progress=True):
     """Everything `bin/eval_c` does with an EvalConfig: checks it, loads models and data, evaluates, writes the
     report (JSON, CSV, Markdown) and the plots into config.output_dir. Returns (report dict, {kind: path}, Markdown
     text)."""
-    import tensorflow as tf
-
-    import mocse_tf
     from mocse_tf import loading
     from mocse_tf.data import load_arrays
     from mocse_tf.evaluation import plots, report as report_lib
@@ -163,8 +159,7 @@ def run_eval_c(config, *, command=None, show_progress=True):
         "corruptions": list(corruption_names), "severities": list(severities),
         "num_examples": num_examples, "batch_size": config.batch_size, "baseline": config.baseline,
         "seed": config.seed, "seed_chunk": sources.SEED_CHUNK if source == "generate" else None,
-        "mocse_tf_version": mocse_tf.__version__, "tensorflow_version": tf.__version__,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        **report_lib.provenance(),
         **corrupted.describe(),
     }
     report = report_lib.build_report(results, report_config, config.baseline)
@@ -174,5 +169,5 @@ def run_eval_c(config, *, command=None, show_progress=True):
         paths.update(plots.write_plots(report, config.output_dir, samples))
     except Exception as err:
         raise UsageError(f"the results are written ({', '.join(sorted(paths.values()))}) but the plots failed: "
-                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+                         f"{describe_error(err)}") from None
     return report, paths, report_lib.markdown_document(report)

@@ -20,6 +20,7 @@ every section present, so the adversarial evaluation adds rows by adding an "adv
     write_report(report, "runs/eval_c")                        # JSON, CSV and Markdown with the extra rows
 """
 
+import datetime
 import math
 import os
 
@@ -170,6 +171,16 @@ def normalize_model(name, model):
             entry["calibration"]["clean"] = _check_accuracy(f"model {name} clean ECE", calibration["clean"])
         entry["calibration"]["corruptions"] = _by_corruption(name, calibration.get("corruptions", {}), " ECE")
     return entry
+
+
+def provenance():
+    """The versions and the date a report's config records."""
+    import tensorflow as tf
+
+    import mocse_tf
+
+    return {"mocse_tf_version": mocse_tf.__version__, "tensorflow_version": tf.__version__,
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
 def build_report(models, config=None, baseline=None):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from mocse_tf import corruptions
-from mocse_tf.errors import UsageError
+from mocse_tf.errors import UsageError, describe_error
 from mocse_tf.files import read_json
 from mocse_tf.labels import LABEL_DTYPE, NUMPY_LABEL_DTYPE
 
@@ -126,9 +126,8 @@ class TfdsSource:
                 raise UsageError(f"cannot prepare {builder.info.full_name}: {os.path.join(manual_dir, TFDS_ARCHIVE)} "
                                  f"is not the genuine archive (its checksum differs); "
                                  f"{tfds_offline_help(self.data_dir)}") from None
-            raise UsageError(f"cannot prepare {builder.info.full_name}: {type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}; {tfds_offline_help(self.data_dir)}") \
-                from None
+            raise UsageError(f"cannot prepare {builder.info.full_name}: {describe_error(err)}; "
+                             f"{tfds_offline_help(self.data_dir)}") from None
 
     def dataset(self, corruption, severity, batch_size):
         builder = self._builder(corruption, severity)

@@ -478,14 +478,10 @@ def run_metrics(config, run):
     corruption_path = os.path.join(_eval_dir(config, run, "corruption"), "report.json")
     if os.path.isfile(corruption_path):
         report = report_lib.load_report(corruption_path)
-        model = report["models"][run.name]
         summary = report["summary"][run.name]
-        metrics["clean"] = model.get("clean")
-        metrics.update(summary["corruption_average"])
-        metrics["average"] = summary["average"]
-        metrics["benchmark_average"] = summary["benchmark_average"]
-        metrics["ece_clean"] = summary.get("ece_clean")
-        metrics["ece_corruption_average"] = summary.get("ece_corruption_average")
+        metrics = {"clean": report["models"][run.name].get("clean"), **summary["corruption_average"],
+                   **{key: summary.get(key) for key in ("average", "benchmark_average", "ece_clean",
+                                                        "ece_corruption_average")}}
     adversarial_path = os.path.join(_eval_dir(config, run, "adversarial"), "report.json")
     if os.path.isfile(adversarial_path):
         report = report_lib.load_report(adversarial_path)
