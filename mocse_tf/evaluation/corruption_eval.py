@@ -32,22 +32,6 @@ def check_source_classes(source, num_classes, dataset):
                          f"`dataset`={dataset} has {num_classes}; pass the `dataset` the corrupted set was made from")
 
 
-class SampleCollector:
-    """Keeps the first few images of each evaluated set, for the contact sheet."""
-
-    def __init__(self, count):
-        self.count = count
-        self.images = {}
-
-    def watch(self, key, on_batch):
-        def collect(images, batch_size):
-            if key not in self.images and self.count:
-                self.images[key] = np.asarray(images[: self.count])
-            on_batch(images, batch_size)
-
-        return collect
-
-
 def evaluate(classifiers, source, corruption_names, severities, *, clean=None, batch_size=500, num_samples=4,
              show_progress=True):
     """Evaluates {model name: mocse_tf.loading.Classifier} on the clean set and on every (corruption, severity) of `source`.
@@ -66,20 +50,22 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
     counters = [calibration.CalibratedCounter(classifiers[n]) for n in names]
     results = {n: {"path": classifiers[n].path, "corruptions": {}, "calibration": {"corruptions": {}}}
                for n in names}
-    samples = SampleCollector(num_samples)
+    samples = {}  # the first images of each evaluated set, for the contact sheet
     per_task = source.num_examples or 10_000
     target = (len(clean[0]) if clean is not None else 0) + per_task * len(corruption_names) * len(severities)
     bar = Progress(target, unit="image") if show_progress else None
 
-    def advance(images, count):
-        if bar is not None:
-            bar.add(count)
-
     def run(key, dataset, label):
+        def on_batch(images, count):
+            if key not in samples and num_samples:
+                samples[key] = np.asarray(images[:num_samples])
+            if bar is not None:
+                bar.add(count)
+
         started = time.perf_counter()
         for counter in counters:
             counter.reset()
-        correct, total = accuracy_lib.count_correct(counters, dataset, samples.watch(key, advance))
+        correct, total = accuracy_lib.count_correct(counters, dataset, on_batch)
         if total == 0:
             raise UsageError(f"{label}: the data set is empty; check `num_examples` and the source")
         accuracies = [c / total for c in correct]
@@ -104,7 +90,7 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
                 results[name]["num_examples"] = total
     if bar is not None:  # closes the bar also after fewer images than announced (a short tfds set)
         bar.finish()
-    return results, samples.images
+    return results, samples
 
 
 # --- the bin/eval_c run -------------------------------------------------------------------------------------
