@@ -114,7 +114,6 @@ class Attack:
                    unroll=self.unroll)
 
 
-
 def make_attack(kind, **settings):
     """An `Attack` of `kind` with that kind's default steps, step size, start and objective; `settings`
     override any field (eps=..., steps=..., step_size=..., norm=..., restarts=..., objective=..., keep=...)."""
