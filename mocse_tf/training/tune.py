@@ -15,6 +15,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from mocse_tf import corruptions
 from mocse_tf.config_flags import setting
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
@@ -63,7 +64,7 @@ class SearchSettings:
             raise UsageError(f"`max_trials` must be a positive integer, got {settings.max_trials}")
         if settings.num_validation_examples < 0:
             raise UsageError(f"`num_validation_examples` must be >= 0, got {settings.num_validation_examples}")
-        if not settings.corruption_severities or any(s not in (1, 2, 3, 4, 5) for s in settings.corruption_severities):
+        if not settings.corruption_severities or not set(settings.corruption_severities) <= set(corruptions.SEVERITIES):
             raise UsageError(f"`corruption_severities` must list severities from 1 to 5, got "
                              f"{list(settings.corruption_severities)}")
         if any(w <= 0 for w in settings.width_choices):
@@ -100,8 +101,6 @@ def validation_sets(images, labels, objective, severities, seed):
     sets = {"clean": (images, labels)}
     if objective != "extra_corruptions":
         return sets
-    from mocse_tf import corruptions
-
     for index, name in enumerate(corruptions.EXTRA):
         for severity in severities:
             corrupted = corruptions.corrupt(images, name, severity, seed=seed * 1000 + index * 10 + severity)
@@ -264,9 +263,9 @@ def tune(config, settings):
     tuner.search(verbose=config.verbose)
 
     trials = [t for t in tuner.oracle.get_best_trials(num_trials=settings.max_trials) if t.score is not None]
-    # Ties (common on small validation splits) go to the earliest trial, so a resumed search names the same best.
-    sign = -1.0 if tuner.oracle.objective.direction == "max" else 1.0
-    trials.sort(key=lambda t: (sign * t.score, len(str(t.trial_id)), str(t.trial_id)))
+    # Best score first; ties (common on small validation splits) go to the earliest trial, so a resumed search
+    # names the same best.
+    trials.sort(key=lambda t: (-t.score, len(str(t.trial_id)), str(t.trial_id)))
     if not trials:
         raise UsageError(f"no trial of the search in {directory} finished with a score; see the errors above")
     best = trials[0]
