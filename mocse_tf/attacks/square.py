@@ -100,44 +100,6 @@ def _l2_pattern_table(largest, canvas):
     return table
 
 
-def _band_table(length):
-    """Row (side * length + start) is 1.0 at positions start .. start + side - 1 of `length`, else 0: the 1D
-    extent of every window of side 0 .. length at every start; shape [(length + 1) * length, length]."""
-    side = np.arange(length + 1)[:, None, None]
-    start = np.arange(length)[None, :, None]
-    position = np.arange(length)[None, None, :]
-    bands = (position >= start) & (position < start + side)
-    return tf.constant(bands.reshape([-1, length]), tf.float32)
-
-
-def _window_mask(top, left, side, height, width, bands=None):
-    """1.0 inside each example's side x side window at (top, left), else 0; shape [n, H, W, 1]. bands: the
-    (row, column) `_band_table`s if already built (inside a loop: built once outside)."""
-    row_bands, col_bands = bands if bands is not None else (_band_table(height), _band_table(width))
-    in_rows = tf.gather(row_bands, side * height + top)
-    in_cols = tf.gather(col_bands, side * width + left)
-    return in_rows[:, :, None, None] * in_cols[:, None, :, None]
-
-
-def _placed_pattern(table, side, top, left, transpose, height, width, window):
-    """Each example's window pattern of `side` (transposed where `transpose`) placed at (top, left), cut to
-    `window` (that window's `_window_mask`); [n, H, W, 1]."""
-    pattern = tf.gather(table, side)
-    rows = tf.clip_by_value(tf.range(height)[None] - top[:, None], 0, height - 1)
-    cols = tf.clip_by_value(tf.range(width)[None] - left[:, None], 0, width - 1)
-
-    def place(square):
-        return tf.gather(tf.gather(square, rows), cols, axis=2, batch_dims=1)
-
-    placed = tf.where(transpose[:, None, None], place(tf.transpose(pattern)), place(pattern))
-    return placed[..., None] * window
-
-
-def _per_channel_l2(values):
-    """L2 norm over height and width for each example and channel; shape [n, 1, 1, C]."""
-    return tf.sqrt(tf.reduce_sum(tf.square(values), axis=[1, 2], keepdims=True))
-
-
 def linf_stripes_start(x, eps, seed):
     """The L-inf start: vertical stripes, x + eps * s with a random sign s per example, column and channel
     (constant down each column), clipped to [0, 1]."""
@@ -169,11 +131,48 @@ def l2_tiles_start(x, eps, seed):
     return tf.clip_by_value(x + eps * geometry.unit_direction(delta, "l2"), 0.0, 1.0)
 
 
+def _window_grid(side, width):
+    """The pixels of a side x side window whose top-left corner is at (0, 0), row by row: their offsets in an
+    image flattened to [H * W, C] pixels, and their row and column inside the window; each [side^2]."""
+    steps = tf.range(side)
+    rows, cols = tf.repeat(steps, side), tf.tile(steps, [side])
+    return rows * width + cols, rows, cols
+
+
+def _gather_pixels(pixels, first, grid):
+    """The window pixels [n, side^2, C] of n images in `pixels` (images flattened to [.. * H * W, C]): window i
+    has its corner at pixel first[i]."""
+    return tf.gather(pixels, first[:, None] + grid[None, :])
+
+
+def _scatter_pixels(pixels, first, grid, values):
+    """`pixels` with the window pixels of `_gather_pixels(pixels, first, grid)` set to values [n, side^2, C]:
+    one scatter of C-vectors, far cheaper than one of single entries or a select over whole images."""
+    return tf.tensor_scatter_nd_update(pixels, tf.reshape(first[:, None] + grid[None, :], [-1, 1]),
+                                       tf.reshape(values, [-1, tf.shape(pixels)[1]]))
+
+
+def _linf_window(x_pixels, first, grid, signs, eps):
+    """The L-inf step's values in each example's window [n, side^2, C]: a window entry moves by 2 eps towards its
+    channel's sign (signs [n, C] of +-1) from a point in the eps box around x, and the projection onto the box
+    and [0, 1] puts it on the box's edge that way whatever it was: clip(x + eps * sign, 0, 1), bit for bit the
+    bound min(x + eps, 1) or max(x - eps, 0). x_pixels: the clean images as [B * H * W, C] pixels."""
+    return tf.clip_by_value(_gather_pixels(x_pixels, first, grid) + eps * signs[:, None, :], 0.0, 1.0)
+
+
+def _pixels(images):
+    return tf.reshape(images, [-1, images.shape[-1]])
+
+
 def linf_proposal(x, x_best, eps, side, top, left, signs):
     """The L-inf candidate: each example's window at (top, left) of side `side` moves by 2 eps * signs (one sign
-    per channel, [n, C]) from the current best, then everything is projected onto the eps box and [0, 1]."""
-    bands = (_band_table(x.shape[1]), _band_table(x.shape[2]))
-    return _linf_windowed(x_best, *_linf_bounds(x, eps), bands, side, top, left, eps, signs)
+    per channel, [n, C]) from the current best, then everything is projected onto the eps box and [0, 1]; x_best
+    must lie in that box (in the attack it always does), so only the window changes."""
+    height, width = x.shape[1], x.shape[2]
+    grid, _, _ = _window_grid(side, width)
+    first = tf.range(tf.shape(x)[0]) * (height * width) + top * width + left
+    values = _linf_window(_pixels(x), first, grid, tf.sign(tf.cast(signs, tf.float32)), eps)
+    return tf.reshape(_scatter_pixels(_pixels(x_best), first, grid, values), tf.shape(x))
 
 
 def _linf_bounds(x, eps):
@@ -181,35 +180,60 @@ def _linf_bounds(x, eps):
     return tf.maximum(x - eps, 0.0), tf.minimum(x + eps, 1.0)
 
 
-def _linf_windowed(x_best, low, high, bands, side, top, left, eps, signs):
-    """`linf_proposal` from the eps-box bounds and the `_band_table`s. The window's step is one outer product (a
-    batched matmul with inner size 1, so every entry is a single exact product): rows [n, H, 1] times columns x
-    signs [n, 1, W * C]; a broadcast multiply of a [n, H, W, 1] mask by [n, 1, 1, C] signs costs far more."""
-    height, width, channels = x_best.shape[1], x_best.shape[2], x_best.shape[3]
-    in_rows = tf.gather(bands[0], side * height + top)
-    in_cols = tf.gather(bands[1], side * width + left)
-    across = tf.reshape(in_cols[:, :, None] * ((2.0 * eps) * signs)[:, None, :], [-1, 1, width * channels])
-    step = tf.reshape(tf.matmul(in_rows[:, :, None], across), [-1, height, width, channels])
-    return tf.clip_by_value(x_best + step, low, high)
+def _l2_window(x_rows, delta_rows, norm_squared, eps, first, first2, grid, fresh, signs):
+    """The L2 candidates of n examples, flattened [n, H W C] (x_rows, and delta_rows = x_best - x): the
+    perturbation's mass in window 1 (corner pixel `first`) and window 2 (`first2`; both [n], pixel indices into
+    the n images flattened to [n H W, C]) moves into window 1, as the fresh pattern (fresh [n, side^2],
+    `_l2_fresh`) times a sign per channel (signs [n, C]) plus window 1's old content, with the per-channel norm
+    that keeps the perturbation at eps (norm_squared [n]: its current squared norm); window 2 is cleared; the
+    result is rescaled to norm eps and clipped to [0, 1]. Returns the candidates [n, H W C]."""
+    channels = tf.shape(signs)[1]
+    pixels = tf.reshape(delta_rows, [-1, channels])
+
+    def channel_norm(values):  # [n, side^2, C] -> [n, 1, C]
+        return tf.sqrt(tf.reduce_sum(tf.square(values), axis=1, keepdims=True))
+
+    old1 = _gather_pixels(pixels, first, grid)
+    cleared = _scatter_pixels(pixels, first2, grid, tf.zeros(tf.shape(old1)))
+    # The squared norm per channel of the union of both windows: window 2, plus window 1 outside window 2.
+    union = (tf.square(channel_norm(_gather_pixels(pixels, first2, grid)))
+             + tf.square(channel_norm(_gather_pixels(cleared, first, grid))))
+    moved = fresh[:, :, None] * signs[:, None, :] + old1 / (_TINY + channel_norm(old1))
+    budget = tf.maximum(tf.square(eps) - norm_squared, 0.0)[:, None, None] / tf.cast(channels, tf.float32)
+    moved = moved / (_TINY + channel_norm(moved)) * tf.sqrt(budget + union)
+    delta = tf.reshape(_scatter_pixels(cleared, first, grid, moved), tf.shape(x_rows))
+    size = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=1, keepdims=True))
+    return tf.clip_by_value(x_rows + delta * (eps / (size + _TINY)), 0.0, 1.0)
 
 
-def l2_proposal(x, x_best, eps, table, side, top, left, top2, left2, signs, transpose, bands=None):
+def _l2_fresh(patterns, canvas, side, rows, cols, transpose):
+    """The window pattern of `side` (transposed where `transpose`, bool [n]) at the window pixels (rows, cols
+    [side^2], from `_window_grid`): [n, side^2]. patterns: `_l2_pattern_table(S, canvas)` flattened to
+    [S + 1, canvas^2]."""
+    upright, turned = rows * canvas + cols, cols * canvas + rows
+    position = tf.where(transpose[:, None], turned[None, :], upright[None, :])
+    return tf.gather(tf.gather(patterns, side), position)
+
+
+def _flat_patterns(largest, canvas):
+    return tf.constant(_l2_pattern_table(largest, canvas).reshape([largest + 1, -1]), tf.float32)
+
+
+def l2_proposal(x, x_best, eps, side, top, left, top2, left2, signs, transpose):
     """The L2 candidate: the perturbation's mass in window 1 (at top, left) and window 2 (at top2, left2) is
     moved into window 1, as a fresh pattern (random sign per channel) plus the old content of window 1, with the
     norm that keeps the whole perturbation at eps; window 2 is cleared; the result is rescaled to norm eps and
-    clipped to [0, 1]. table: `_l2_pattern_table`; signs [n, C]; transpose bool [n]; bands: see `_window_mask`."""
+    clipped to [0, 1]. signs [n, C]; transpose bool [n]."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    delta = x_best - x
-    window1 = _window_mask(top, left, side, height, width, bands)
-    window2 = _window_mask(top2, left2, side, height, width, bands)
-    both = tf.maximum(window1, window2)
-    image_norm = geometry.per_example(geometry.l2_norm(delta), delta)
-    fresh = _placed_pattern(table, side, top, left, transpose, height, width, window1) * signs[:, None, None, :]
-    moved = fresh + delta * window1 / (_TINY + _per_channel_l2(delta * window1))
-    budget = tf.maximum(tf.square(eps) - tf.square(image_norm), 0.0) / channels
-    moved = moved / (_TINY + _per_channel_l2(moved)) * tf.sqrt(budget + tf.square(_per_channel_l2(delta * both)))
-    delta = tf.where(window1 > 0, moved, tf.where(window2 > 0, tf.zeros_like(delta), delta))
-    return tf.clip_by_value(x + eps * geometry.unit_direction(delta, "l2"), 0.0, 1.0)
+    image_size = height * width * channels
+    x_rows, delta = tf.reshape(x, [-1, image_size]), tf.reshape(x_best - x, [-1, image_size])
+    grid, rows, cols = _window_grid(side, width)
+    start = tf.range(tf.shape(x)[0]) * (height * width)
+    fresh = _l2_fresh(_flat_patterns(min(height, width), max(height, width)), max(height, width), side, rows, cols,
+                      transpose)
+    candidate = _l2_window(x_rows, delta, tf.reduce_sum(tf.square(delta), axis=1), eps, start + top * width + left,
+                           start + top2 * width + left2, grid, fresh, tf.cast(signs, tf.float32))
+    return tf.reshape(candidate, tf.shape(x))
 
 
 def margin_and_loss(logits, labels, targets=None):
@@ -230,11 +254,26 @@ def _gather_or_none(values, index):
     return None if values is None else tf.gather(values, index)
 
 
-def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, table, seed):
+def _step_draws(seed, queries):
+    """The Philox key, one counter per iteration and the algorithm of the loop's random draws: iteration i draws
+    `StatelessRandomUniformV2` with counter i, whose high word is the seed's plus i, so the iterations' streams
+    are disjoint; a uniform [B, K] draw gives example b the stream's entries b K .. b K + K - 1 whatever the batch
+    size, so an example's draws depend on the seed, the iteration and its index only."""
+    key, counter, algorithm = tf.raw_ops.StatelessRandomGetKeyCounterAlg(seed=seed)
+    offsets = tf.stack([tf.zeros([queries], tf.int64), tf.range(queries, dtype=tf.int64)], axis=1)
+    return key, counter[None, :] + tf.cast(offsets, tf.uint64), algorithm
+
+
+def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed):
     """One restart from x, on the examples whose previous margin is > 0; returns the new (x, margin, loss) of
-    every example: the run's result where it fooled the example or lowered its loss, else `previous`."""
+    every example: the run's result where it fooled the example or lowered its loss, else `previous`.
+
+    Each iteration queries only the examples not yet fooled: their rows of the current best are gathered, the
+    window step is written into those copies (only the window's entries are computed), and an accepted candidate
+    is written back: for L-inf its window entries, for L2 its row (and its perturbation and squared norm)."""
     x_prev, margin_prev, loss_prev = previous
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    image_size = height * width * channels
     batch = tf.shape(x)[0]
     queries, sizes_list = len(sizes), sizes
     sizes = tf.constant(sizes, tf.int32)
@@ -253,54 +292,131 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, tabl
     margin_run = tf.tensor_scatter_nd_update(margin_prev, rows, start_margin)
     loss_run = tf.tensor_scatter_nd_update(loss_prev, rows, start_loss)
 
-    # Loop invariants, built once: the per-iteration tables and seeds, the window bands, the L-inf bounds.
-    spans = tf.constant([[height - side, width - side] for side in sizes_list], tf.float32)
-    step_seeds = starts.derived_seed(seed, 1)
-    step_head = starts.derived_seed(step_seeds, tf.constant(0))[0]  # derived_seed(s, i) = [f(s), i]
-    draw_shape, sign_shape = tf.stack([batch, 5]), tf.stack([batch, channels])
-    bands = (_band_table(height), _band_table(width))
-    if norm == "linf":
-        low, high = _linf_bounds(x, eps)
+    # Loop invariants, built once. Iteration i draws uniforms u per example: the window corner(s) are
+    # floor(u * (H - s)) and floor(u * (W - s)), then (L2) the pattern's orientation (u > 0.5), then one sign per
+    # channel (u > 0.5 is +). The window's pixels and (L2) its patterns come from tables with a row per side.
+    key, counters, algorithm = _step_draws(starts.derived_seed(seed, 1), queries)
+    corners = 2 if norm == "linf" else 4
+    draw_shape = tf.stack([batch, corners + (0 if norm == "linf" else 1) + channels])
+    spans = tf.constant([[height - side, width - side] * (corners // 2) for side in sizes_list], tf.float32)
+    to_pixel = tf.constant([width, 1] * (corners // 2), tf.int32)  # (top, left) -> pixel index
+    sides = sorted(set(sizes_list))
+    slots = tf.constant([sides.index(side) for side in sizes_list], tf.int32)
+    counts = tf.constant([side * side for side in sizes_list], tf.int32)
+    grids, fresh_table = _window_tables(sides, height, width, norm)
+    pixels_per_image = height * width
+    x_rows = tf.reshape(x, [-1, image_size])
+    x_pixels = _pixels(x)
+    sign_step = eps if norm == "linf" else 1.0
 
-    def draw(iteration):
-        """This iteration's window positions, signs and orientations for every example, so an example's draws
-        depend on the seed, the iteration and its own index only (the same as `derived_seed`-ing per step)."""
-        step_seed = tf.stack([step_head, iteration])  # = starts.derived_seed(step_seeds, iteration)
-        uniform = tf.random.stateless_uniform(draw_shape, step_seed)
-        span = tf.gather(spans, iteration)
-        corners = tf.cast(tf.floor(uniform[:, :4] * tf.tile(span, [2])), tf.int32)
-        signs = tf.sign(tf.random.stateless_uniform(sign_shape, starts.derived_seed(step_seed, 1), -1.0, 1.0))
-        return corners, signs, uniform[:, 4] > 0.5
-
-    def body(iteration, x_best, margin, loss):
-        # Every example's candidate is built (cheap elementwise work), only the ones not yet fooled are queried.
-        active = margin > 0
-        index = tf.where(active)[:, 0]
-        side = tf.gather(sizes, iteration)
-        corners, signs, transpose = draw(iteration)
-        top, left, top2, left2 = tf.unstack(corners, axis=1)
+    # The loop keeps the examples still to fool packed together (rows 0 .. n - 1 of "held"; `chosen` says which
+    # examples they are), so a query gathers no images. L-inf holds each one's current best as pixels [n H W, C]:
+    # a candidate is that best with the window's pixels overwritten, and a rejected one gets the old pixels back.
+    # L2 holds x, the best, its perturbation and that perturbation's squared norm, as rows. The inner loop runs
+    # until an example is fooled; the outer one then writes the pack back and packs the examples still to fool.
+    def hold(chosen, best_rows):
+        best = tf.gather(best_rows, chosen)
         if norm == "linf":
-            candidate = _linf_windowed(x_best, low, high, bands, side, top, left, eps, signs)
-        else:
-            candidate = l2_proposal(x, x_best, eps, table, side, top, left, top2, left2, signs, transpose, bands)
-        rows = index[:, None]
-        new_margin, new_loss = score(tf.gather(candidate, index), index)
-        new_margin = tf.tensor_scatter_nd_update(margin, rows, new_margin)  # the others keep their values
-        new_loss = tf.tensor_scatter_nd_update(loss, rows, new_loss)
-        improved = new_loss < loss
-        accept = tf.logical_and(active, tf.logical_or(improved, new_margin <= 0))
-        # Select with a per-example condition copies whole rows; tf.where would broadcast it element by element.
-        x_best = tf.raw_ops.Select(condition=accept, x=candidate, y=x_best)
-        return iteration + 1, x_best, tf.where(accept, new_margin, margin), tf.where(improved, new_loss, loss)
+            return (tf.reshape(best, [-1, channels]),)
+        x_held = tf.gather(x_rows, chosen)
+        delta = best - x_held
+        return x_held, best, delta, tf.reduce_sum(tf.square(delta), axis=1)
 
-    def more(iteration, x_best, margin, loss):
-        return tf.logical_and(iteration < queries, tf.reduce_any(margin > 0))
+    def inner_run(iteration, chosen, held, margin, loss):
+        local = tf.range(tf.shape(chosen)[0]) * pixels_per_image  # each held image's first pixel among the held
+        to_batch = (chosen * pixels_per_image - local)[:, None]  # held pixel index -> the batch's pixel index
+        labels_held, targets_held = tf.gather(labels, chosen), _gather_or_none(targets, chosen)
 
-    _, x_run, margin_run, loss_run = tf.while_loop(
-        more, body, (tf.constant(0), x_run, margin_run, loss_run), maximum_iterations=queries)
+        def body(iteration, held, margin, loss):
+            uniform = tf.gather(tf.raw_ops.StatelessRandomUniformV2(
+                shape=draw_shape, key=key, alg=algorithm, counter=tf.gather(counters, iteration)), chosen)
+            # Casting truncates, which is floor for these non-negative products.
+            corner = tf.cast(uniform[:, :corners] * tf.gather(spans, iteration), tf.int32) * to_pixel
+            count = tf.gather(counts, iteration)
+            grid = tf.gather(grids, tf.gather(slots, iteration))[:count]
+            signs = tf.where(uniform[:, None, corners + corners // 4:] > 0.5, sign_step, -sign_step)  # [n, 1, C]
+            if norm == "linf":
+                (best,) = held
+                window = (local + corner[:, 0] + corner[:, 1])[:, None] + grid
+                values = tf.clip_by_value(tf.gather(x_pixels, window + to_batch) + signs, 0.0, 1.0)
+                candidates = tf.tensor_scatter_nd_update(best, tf.reshape(window, [-1, 1]),
+                                                         tf.reshape(values, [-1, channels]))
+            else:
+                x_held, best, delta, norm_squared = held
+                fresh = tf.gather(tf.gather(fresh_table, tf.gather(slots, iteration)),
+                                  tf.cast(uniform[:, corners] > 0.5, tf.int32))[:, :count]
+                candidates = _l2_window(x_held, delta, norm_squared, eps, local + corner[:, 0] + corner[:, 1],
+                                        local + corner[:, 2] + corner[:, 3], grid, fresh, signs[:, 0, :])
+            new_margin, new_loss = margin_and_loss(
+                forward(tf.reshape(candidates, [-1, height, width, channels]))["logits"], labels_held, targets_held)
+            # Accept a lower loss or a fooling point; untargeted, the loss is the margin, so a lower margin.
+            if targets is None:
+                accept = new_margin < margin
+                margin = loss = tf.minimum(new_margin, margin)
+            else:
+                improved = new_loss < loss
+                accept = tf.logical_or(improved, new_margin <= 0)
+                margin, loss = tf.where(accept, new_margin, margin), tf.where(improved, new_loss, loss)
+            if norm == "linf":  # Select with a per-example condition copies whole rows
+                held = (tf.reshape(tf.raw_ops.Select(condition=accept, x=tf.reshape(candidates, [-1, image_size]),
+                                                     y=tf.reshape(best, [-1, image_size])), [-1, channels]),)
+            else:
+                accepted = tf.where(accept)
+                kept_best = tf.gather_nd(candidates, accepted)
+                kept_delta = kept_best - tf.gather_nd(x_held, accepted)
+                held = (x_held, tf.tensor_scatter_nd_update(best, accepted, kept_best),
+                        tf.tensor_scatter_nd_update(delta, accepted, kept_delta),
+                        tf.tensor_scatter_nd_update(norm_squared, accepted,
+                                                    tf.reduce_sum(tf.square(kept_delta), axis=1)))
+            return iteration + 1, held, margin, loss
+
+        def more(iteration, held, margin, loss):
+            return tf.logical_and(iteration < queries, tf.reduce_all(margin > 0))
+
+        return tf.while_loop(more, body, (iteration, held, margin, loss))
+
+    def outer_body(iteration, chosen, results):
+        best_rows, margin_all, loss_all = results
+        iteration, held, margin, loss = inner_run(iteration, chosen, hold(chosen, best_rows),
+                                                  tf.gather(margin_all, chosen), tf.gather(loss_all, chosen))
+        rows = chosen[:, None]
+        held_best = tf.reshape(held[0], [-1, image_size]) if norm == "linf" else held[1]
+        results = (tf.tensor_scatter_nd_update(best_rows, rows, held_best),
+                   tf.tensor_scatter_nd_update(margin_all, rows, margin),
+                   tf.tensor_scatter_nd_update(loss_all, rows, loss))
+        return iteration, tf.gather(chosen, tf.where(margin > 0)[:, 0]), results
+
+    def outer_more(iteration, chosen, results):
+        return tf.logical_and(iteration < queries, tf.size(chosen) > 0)
+
+    results = (tf.reshape(x_run, [-1, image_size]), margin_run, loss_run)
+    _, _, (x_run, margin_run, loss_run) = tf.while_loop(
+        outer_more, outer_body, (tf.constant(0), tf.cast(tf.where(margin_run > 0)[:, 0], tf.int32), results),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), tuple(r.shape for r in results)))
+    x_run = tf.reshape(x_run, tf.shape(x))
     take = tf.logical_and(margin_prev > 0, tf.logical_or(margin_run <= 0, loss_run < loss_prev))
     return (tf.where(geometry.per_example(take, x), x_run, x_prev), tf.where(take, margin_run, margin_prev),
             tf.where(take, loss_run, loss_prev))
+
+
+def _window_tables(sides, height, width, norm):
+    """For each window side in `sides`: its pixels' offsets in an image flattened to [H * W] pixels, row by row
+    (`_window_grid`), and (L2) its pattern at those pixels, upright and transposed; padded to the largest side:
+    int [len(sides), S^2] and float [len(sides), 2, S^2] (None for L-inf)."""
+    largest = max(sides)
+    grids = np.zeros([len(sides), largest * largest], np.int32)
+    fresh = np.zeros([len(sides), 2, largest * largest], np.float32)
+    for slot, side in enumerate(sides):
+        rows, cols = np.repeat(np.arange(side), side), np.tile(np.arange(side), side)
+        grids[slot, :side * side] = rows * width + cols
+        if norm == "l2":
+            pattern = square_l2_pattern(side)
+            fresh[slot, 0, :side * side], fresh[slot, 1, :side * side] = pattern[rows, cols], pattern.T[rows, cols]
+    return tf.constant(grids), (tf.constant(fresh) if norm == "l2" else None)
+
+
+def _gather_or_none_nd(values, index):
+    return None if values is None else tf.gather_nd(values, index)
 
 
 def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_init=0.8, restarts=1, seed=0,
@@ -334,7 +450,6 @@ def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_ini
     if targets is not None:
         targets = tf.cast(tf.reshape(targets, [-1]), tf.int32)
     sizes = square_window_sizes(square_p_schedule(queries, p_init, rescale_schedule), height, width, channels, norm)
-    table = tf.constant(_l2_pattern_table(min(height, width), max(height, width)), tf.float32)
 
     # As the reference, examples already fooled at x01 (margin <= 0) are not attacked and come back as x01.
     clean_logits = forward(x)["logits"]
@@ -344,6 +459,6 @@ def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_ini
     unfooled = tf.fill(tf.shape(clean_margin), tf.constant(np.inf, tf.float32))
     best = (x, tf.where(fooled, clean_margin, unfooled), tf.where(fooled, clean_loss, unfooled))
     for restart in range(restarts):
-        best = _square_run(forward, x, labels, targets, best, eps=eps, norm=norm, sizes=sizes, table=table,
+        best = _square_run(forward, x, labels, targets, best, eps=eps, norm=norm, sizes=sizes,
                            seed=starts.derived_seed(seed, restart))
     return tf.stop_gradient(best[0])

@@ -150,9 +150,8 @@ def test_l2_proposal_matches_numpy():
     top, left, top2, left2 = np.array([0, 7, 3]), np.array([2, 1, 7]), np.array([6, 0, 3]), np.array([4, 7, 1])
     signs = np.array([[1, -1, 1], [-1, -1, 1], [1, 1, -1]], np.float64)
     transpose = np.array([False, True, False])
-    table = tf.constant(square._l2_pattern_table(12, 12), tf.float32)
     got = square.l2_proposal(
-        tf.constant(x, tf.float32), tf.constant(x_best, tf.float32), eps, table, tf.constant(side),
+        tf.constant(x, tf.float32), tf.constant(x_best, tf.float32), eps, tf.constant(side),
         *[tf.constant(v, tf.int32) for v in (top, left, top2, left2)], tf.constant(signs, tf.float32),
         tf.constant(transpose)).numpy()
 
