@@ -4,8 +4,6 @@ The generator's own names (`glass_blur`, `elastic_transform`) are accepted as al
 each public name to the file name the released data uses (`<generator name>.npy`).
 """
 
-import collections
-
 import numpy as np
 import tensorflow as tf
 
@@ -15,53 +13,7 @@ from mocse_tf.corruptions.motion import motion_blur
 from mocse_tf.corruptions.weather import fog, frost, snow, spatter
 from mocse_tf.errors import UsageError
 
-# The official order, which is also the generator's order of processing.
-ALL = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "frosted_glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic",
-    "pixelate",
-    "jpeg_compression",
-    "speckle_noise",
-    "gaussian_blur",
-    "spatter",
-    "saturate",
-)
-BENCHMARK = ALL[:15]  # the 15 corruptions of the benchmark (mCE)
-EXTRA = ALL[15:]  # the 4 held-out corruptions, meant for validation and tuning only
-
-# The paper's Table 1 rows.
-DISPLAY_GROUPS = collections.OrderedDict(
-    [
-        ("Noise", ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")),
-        ("Blur", ("defocus_blur", "frosted_glass_blur", "motion_blur", "zoom_blur", "gaussian_blur")),
-        ("Weather", ("snow", "frost", "fog", "spatter")),
-        ("Digital", ("brightness", "contrast", "elastic", "pixelate", "jpeg_compression", "saturate")),
-    ]
-)
-
-# Public (tfds) name -> the generator's function name, which is also the released file name without `.npy`.
-GENERATOR_NAMES = {name: name for name in ALL}
-GENERATOR_NAMES.update({"frosted_glass_blur": "glass_blur", "elastic": "elastic_transform"})
-ALIASES = {generator: public for public, generator in GENERATOR_NAMES.items() if generator != public}
-
-# Corruptions whose output depends only on the input image (they ignore the seed).
-DETERMINISTIC = frozenset(
-    ("defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression", "gaussian_blur", "saturate")
-)
-
-SEVERITIES = (1, 2, 3, 4, 5)
-
+# The official order, which is also the generator's order of processing: name -> fn(images, severity, seed).
 _FUNCTIONS = {
     "gaussian_noise": noise.gaussian_noise,
     "shot_noise": noise.shot_noise,
@@ -83,6 +35,29 @@ _FUNCTIONS = {
     "spatter": spatter,
     "saturate": digital.saturate,
 }
+ALL = tuple(_FUNCTIONS)
+BENCHMARK = ALL[:15]  # the 15 corruptions of the benchmark (mCE)
+EXTRA = ALL[15:]  # the 4 held-out corruptions, meant for validation and tuning only
+
+# The paper's Table 1 rows.
+DISPLAY_GROUPS = {
+    "Noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
+    "Blur": ("defocus_blur", "frosted_glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"),
+    "Weather": ("snow", "frost", "fog", "spatter"),
+    "Digital": ("brightness", "contrast", "elastic", "pixelate", "jpeg_compression", "saturate"),
+}
+
+# Public (tfds) name -> the generator's function name, which is also the released file name without `.npy`.
+GENERATOR_NAMES = {name: name for name in ALL}
+GENERATOR_NAMES.update({"frosted_glass_blur": "glass_blur", "elastic": "elastic_transform"})
+ALIASES = {generator: public for public, generator in GENERATOR_NAMES.items() if generator != public}
+
+# Corruptions whose output depends only on the input image (they ignore the seed).
+DETERMINISTIC = frozenset(
+    ("defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression", "gaussian_blur", "saturate")
+)
+
+SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def canonical_name(name):

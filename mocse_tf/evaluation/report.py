@@ -47,14 +47,8 @@ def display_name(name):
     return _DISPLAY_NAMES.get(name) or name.replace("_", " ").title()
 
 
-def display_groups():
-    """[(group title, (corruption names...)), ...] in the paper's row order."""
-    groups = DISPLAY_GROUPS.items() if isinstance(DISPLAY_GROUPS, dict) else DISPLAY_GROUPS
-    return [(title, tuple(names)) for title, names in groups]
-
-
 def display_order():
-    return [name for _, names in display_groups() for name in names]
+    return [name for names in DISPLAY_GROUPS.values() for name in names]
 
 
 def _mean(values):
@@ -221,7 +215,7 @@ def load_report(path):
 
 def csv_rows(report):
     """One row per model x (clean | corruption x severity | attack), accuracies at full precision."""
-    group_of = {name: title for title, names in display_groups() for name in names}
+    group_of = {name: title for title, names in DISPLAY_GROUPS.items() for name in names}
     rows = []
     for model_name, model in report["models"].items():
         common = {"model": model_name, "num_examples": model.get("num_examples", "")}
@@ -273,7 +267,7 @@ def markdown_table(report):
 
     if any("clean" in m for m in models):
         add("", "Natural Samples", [m.get("clean") for m in models])
-    for title, group_names in display_groups():
+    for title, group_names in DISPLAY_GROUPS.items():
         shown = [c for c in group_names if c in corruptions]
         for index, corruption in enumerate(shown):
             label = display_name(corruption) + ("" if corruption in benchmark_set else " †")
