@@ -48,11 +48,12 @@ def paired_difference(first, second):
     return stats
 
 
-def format_mean_std(stats, scale=100.0, digits=2):
-    """'94.08 ± 0.12' (values scaled, e.g. accuracies in [0, 1] to percent), '94.08' for one seed, '–' for none."""
+def format_mean_std(stats, scale=100.0, digits=2, signed=False):
+    """'94.08 ± 0.12' (values scaled, e.g. accuracies in [0, 1] to percent; signed: '+1.10 ± 0.12'), '94.08' for
+    one seed, '–' for none."""
     if stats is None or stats.get("mean") is None:
         return "–"
-    text = f"{scale * stats['mean']:.{digits}f}"
+    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
     if stats.get("std") is not None:
         text += f" ± {scale * stats['std']:.{digits}f}"
     return text

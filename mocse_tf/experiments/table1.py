@@ -556,14 +556,8 @@ def _paper_value(table, regime, model, row):
 
 
 def _difference_cell(stats):
-    if stats is None or stats.get("mean") is None:
-        return "–"
-    text = f"{100 * stats['mean']:+.2f}"
-    if stats.get("std") is not None:
-        text += f" ± {100 * stats['std']:.2f}"
-    if stats.get("separated"):
-        text += " *"
-    return text + f" (n={stats['n']})"
+    text = seed_statistics.format_mean_std(stats, signed=True)
+    return text if text == "–" else text + (" *" if stats.get("separated") else "") + f" (n={stats['n']})"
 
 
 def markdown(table):
@@ -618,22 +612,21 @@ def markdown(table):
 
 
 def csv_rows(table):
+    def number(value):
+        return "" if value is None else repr(value)
+
     rows = []
     for regime, by_model in table["cells"].items():
         for model, by_row in by_model.items():
             for row, stats in by_row.items():
-                difference = table["differences"][regime].get(model, {}).get(row) if model != "preact_resnet18" \
-                    else None
-                paper = table["paper"]["values"].get(regime, {}).get(model, {}).get(row)
+                difference = table["differences"][regime].get(model, {}).get(row) or {}  # none for PreAct itself
                 rows.append({
                     "regime": regime, "model": model, "row": row, "n_seeds": stats["n"],
-                    "mean": "" if stats["mean"] is None else repr(stats["mean"]),
-                    "std": "" if stats["std"] is None else repr(stats["std"]),
+                    "mean": number(stats["mean"]), "std": number(stats["std"]),
                     "per_seed": ";".join(f"{s}:{v!r}" for s, v in stats["by_seed"].items() if v is not None),
-                    "paper_percent": "" if paper is None else repr(paper),
-                    "minus_preact_mean": "" if not difference or difference["mean"] is None
-                    else repr(difference["mean"]),
-                    "minus_preact_std": "" if not difference or difference["std"] is None else repr(difference["std"]),
+                    "paper_percent": number(table["paper"]["values"].get(regime, {}).get(model, {}).get(row)),
+                    "minus_preact_mean": number(difference.get("mean")),
+                    "minus_preact_std": number(difference.get("std")),
                 })
     return rows
 

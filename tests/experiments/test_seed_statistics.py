@@ -15,6 +15,7 @@ def test_mean_and_sample_std_by_hand():
     assert stats["mean"] == pytest.approx(0.93, abs=1e-12)
     assert stats["std"] == pytest.approx(math.sqrt(13e-4), abs=1e-12)
     assert seed_statistics.format_mean_std(stats) == "93.00 ± 3.61"
+    assert seed_statistics.format_mean_std(stats, signed=True) == "+93.00 ± 3.61"
 
 
 def test_one_value_has_no_spread_and_none_has_no_mean():
