@@ -8,6 +8,8 @@ textures, which is what noise, blur and contrast corruptions destroy, so they hu
 
 import numpy as np
 
+from mocse_tf.corruptions.digital import hsv_to_rgb
+
 CLASS_NAMES = (
     "disc",  # solid, smoothly shaded disc
     "square",  # solid, smoothly shaded square
@@ -94,7 +96,7 @@ def _background(rng, n):
     hue = rng.uniform(0.0, 1.0, (n, grid, grid))
     saturation = rng.uniform(0.0, 0.4, (n, grid, grid))
     value = rng.uniform(0.1, 0.85, (n, grid, grid))
-    colours = _hsv_to_rgb(hue, saturation, value)  # [n, 4, 4, 3]
+    colours = np.asarray(hsv_to_rgb(hue, saturation, value))  # [n, 4, 4, 3]
     # Bilinear interpolation weights from the 4 grid nodes to the 32 pixels of one axis.
     position = (np.arange(IMAGE_SIZE) + 0.5) / IMAGE_SIZE * (grid - 1)
     weights = np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(grid)[None, :])).astype(np.float32)
@@ -115,7 +117,8 @@ def _draw_clutter_lines(rng, canvas):
             (pixel[None, None, :] - offset[:, 0, None, None]) * np.sin(angle)
             - (pixel[None, :, None] - offset[:, 1, None, None]) * np.cos(angle)
         )
-        colour = _hsv_to_rgb(rng.uniform(size=n), rng.uniform(0.0, 0.6, n), rng.uniform(0.2, 1.0, n)) * 255.0
+        hsv = (rng.uniform(size=n), rng.uniform(0.0, 0.6, n), rng.uniform(0.2, 1.0, n))
+        colour = np.asarray(hsv_to_rgb(*hsv)) * 255.0
         on_line = (distance < 0.6) & present[:, None, None]
         canvas = np.where(on_line[..., None], colour[:, None, None, :].astype(np.float32), canvas)
     return canvas
@@ -129,21 +132,7 @@ def _object_colours(rng, labels):
     hue = np.where(random_hue, rng.uniform(size=n), hue) % 1.0
     saturation = rng.uniform(0.55, 1.0, n)
     value = rng.uniform(0.65, 1.0, n)
-    return _hsv_to_rgb(hue, saturation, value).astype(np.float32)
-
-
-def _hsv_to_rgb(hue, saturation, value):
-    """Vectorised HSV -> RGB for arrays of any shape (all in 0-1); returns shape + (3,)."""
-    sector = np.floor(hue * 6.0)
-    fraction = hue * 6.0 - sector
-    p = value * (1.0 - saturation)
-    q = value * (1.0 - saturation * fraction)
-    t = value * (1.0 - saturation * (1.0 - fraction))
-    sector = sector.astype(np.int64) % 6
-    r = np.choose(sector, [value, q, p, p, t, value])
-    g = np.choose(sector, [t, value, value, q, p, p])
-    b = np.choose(sector, [p, p, t, value, value, q])
-    return np.stack([r, g, b], axis=-1)
+    return np.asarray(hsv_to_rgb(hue, saturation, value), np.float32)  # float64 planes: NumPy's arithmetic
 
 
 # Each shape maps object-frame coordinates to (mask: pixel belongs to the object, bright: pixel takes the
