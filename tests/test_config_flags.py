@@ -37,3 +37,21 @@ def test_parsed_values_fill_the_fields_and_names_select_a_subset():
     assert sorted(flag_values) == ["path", "quiet", "rate"]
     parsed = config_flags.config_from_flags(Example, ("paths", "rate", "quiet"), flag_values)
     assert (parsed.paths, parsed.rate, parsed.quiet, parsed.size) == (["a", "b"], 0.25, True, None)
+
+
+def test_the_training_and_search_settings_round_trip_through_their_flags():
+    from mocse_tf.training.config import TrainConfig
+    from mocse_tf.training.tune import SearchSettings
+
+    flag_values = flags.FlagValues()
+    config_flags.define_flags(TrainConfig, flag_values=flag_values)
+    config_flags.define_flags(SearchSettings, flag_values=flag_values)
+    flag_values(["prog"])
+    assert config_flags.config_from_flags(TrainConfig, flag_values=flag_values) == TrainConfig()
+    search = config_flags.config_from_flags(SearchSettings, flag_values=flag_values)
+    assert search.validate(TrainConfig()) == SearchSettings()  # the list flags' strings become the integers
+    flag_values(["prog", "--arch=preact_resnet18", "--noexport", "--adv_eps=0.5", "--width_choices=4,8"])
+    parsed = config_flags.config_from_flags(TrainConfig, flag_values=flag_values)
+    assert (parsed.arch, parsed.export, parsed.adv_eps) == ("preact_resnet18", False, 0.5)
+    search = config_flags.config_from_flags(SearchSettings, flag_values=flag_values)
+    assert search.validate(parsed).width_choices == (4, 8)
