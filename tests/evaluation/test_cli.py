@@ -52,6 +52,9 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path):
         "model path": (("eval_c", "--model", str(not_a_model)), ["neither a SavedModel", "weights.h5"]),
         "make_c corruption": (("make_c", "--dataset=synthetic", f"--output_dir={tmp_path / 'c'}",
                                "--corruptions=snow,blizzard"), ["unknown corruption 'blizzard'", "gaussian_noise"]),
+        # A library message names settings (`model_names`, `models`); the tool shows them as its flags.
+        "settings as flags": (("eval_adv", "--model", str(not_a_model), "--model_name=a", "--model_name=b"),
+                              ["error: 2 --model_name for 1 --model; give one name per model"]),
     }
     results = run_all([tool_command(*command) for command, _ in cases.values()])  # side by side: faster
     for (_, fragments), result in zip(cases.values(), results):
