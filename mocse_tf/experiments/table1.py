@@ -303,15 +303,18 @@ def claim_folder(config):
 
 
 def _training_finished(train_cfg):
-    results = read_json(os.path.join(train_cfg.output_dir, "results.json"), default={})
     from mocse_tf.export import KERAS_FILE
+    from mocse_tf.training.run_state import RunFolder
 
+    results = read_json(os.path.join(train_cfg.output_dir, RunFolder.RESULTS), default={})
     keras_path = os.path.join(train_cfg.export_dir, train_cfg.run_name, KERAS_FILE)
     return results.get("epochs_trained") == train_cfg.epochs and os.path.isfile(keras_path), keras_path
 
 
 def _epochs_done(train_cfg):
-    return len(read_json(os.path.join(train_cfg.output_dir, "history.json"), default=[]))
+    from mocse_tf.training.run_state import RunFolder
+
+    return len(RunFolder(train_cfg).history())  # the epochs a (resumable) training has finished
 
 
 def _eval_dir(config, run, kind):
