@@ -1,5 +1,5 @@
 """Square attack (Andriushchenko et al. 2020, "Square Attack: a query-efficient black-box adversarial attack via
-random search"), L-inf and L2, natively in TF2: batched, seeded, graph-safe, one tf.while_loop per restart.
+random search"), L-inf and L2, natively in TF2: batched, seeded, graph-safe, a tf.while_loop per restart.
 
 It needs no gradient, only the logits, so a model that hides its gradients (quantised inputs, saturated
 probabilities) cannot fool it. Each iteration proposes, for every example not yet fooled, a change of one square
@@ -92,14 +92,6 @@ def square_l2_pattern(side):
     return pattern / np.sqrt(np.sum(pattern ** 2))
 
 
-def _l2_pattern_table(largest, canvas):
-    """Patterns of sides 0 .. largest, each in the top-left corner of a canvas x canvas zero array."""
-    table = np.zeros([largest + 1, canvas, canvas])
-    for side in range(1, largest + 1):
-        table[side, :side, :side] = square_l2_pattern(side)
-    return table
-
-
 def linf_stripes_start(x, eps, seed):
     """The L-inf start: vertical stripes, x + eps * s with a random sign s per example, column and channel
     (constant down each column), clipped to [0, 1]."""
@@ -129,14 +121,6 @@ def l2_tiles_start(x, eps, seed):
     delta = (tf.einsum("thw,btc->bhwc", placed[0], signs * (1.0 - transposed)[..., None])
              + tf.einsum("thw,btc->bhwc", placed[1], signs * transposed[..., None]))
     return tf.clip_by_value(x + eps * geometry.unit_direction(delta, "l2"), 0.0, 1.0)
-
-
-def _window_grid(side, width):
-    """The pixels of a side x side window whose top-left corner is at (0, 0), row by row: their offsets in an
-    image flattened to [H * W, C] pixels, and their row and column inside the window; each [side^2]."""
-    steps = tf.range(side)
-    rows, cols = tf.repeat(steps, side), tf.tile(steps, [side])
-    return rows * width + cols, rows, cols
 
 
 def _gather_pixels(pixels, first, grid):
@@ -169,15 +153,17 @@ def linf_proposal(x, x_best, eps, side, top, left, signs):
     per channel, [n, C]) from the current best, then everything is projected onto the eps box and [0, 1]; x_best
     must lie in that box (in the attack it always does), so only the window changes."""
     height, width = x.shape[1], x.shape[2]
-    grid, _, _ = _window_grid(side, width)
+    grids, _ = _window_tables([_static_side(side)], height, width, "linf")
     first = tf.range(tf.shape(x)[0]) * (height * width) + top * width + left
-    values = _linf_window(_pixels(x), first, grid, tf.sign(tf.cast(signs, tf.float32)), eps)
-    return tf.reshape(_scatter_pixels(_pixels(x_best), first, grid, values), tf.shape(x))
+    values = _linf_window(_pixels(x), first, grids[0], tf.sign(tf.cast(signs, tf.float32)), eps)
+    return tf.reshape(_scatter_pixels(_pixels(x_best), first, grids[0], values), tf.shape(x))
 
 
-def _linf_bounds(x, eps):
-    """Where the eps box around x meets [0, 1]: clipping to these is clipping to the box, then to [0, 1]."""
-    return tf.maximum(x - eps, 0.0), tf.minimum(x + eps, 1.0)
+def _static_side(side):
+    value = tf.get_static_value(side)
+    if value is None:
+        raise UsageError(f"the window side must be known when the graph is built (an int), got {side!r}")
+    return int(value)
 
 
 def _l2_window(x_rows, delta_rows, norm_squared, eps, first, first2, grid, fresh, signs):
@@ -186,7 +172,8 @@ def _l2_window(x_rows, delta_rows, norm_squared, eps, first, first2, grid, fresh
     the n images flattened to [n H W, C]) moves into window 1, as the fresh pattern (fresh [n, side^2],
     `_l2_fresh`) times a sign per channel (signs [n, C]) plus window 1's old content, with the per-channel norm
     that keeps the perturbation at eps (norm_squared [n]: its current squared norm); window 2 is cleared; the
-    result is rescaled to norm eps and clipped to [0, 1]. Returns the candidates [n, H W C]."""
+    result is rescaled to norm eps and clipped to [0, 1]. Returns the candidates [n, H W C]. Only the windows'
+    pixels are gathered and scattered; the rescaling and clipping act on whole images."""
     channels = tf.shape(signs)[1]
     pixels = tf.reshape(delta_rows, [-1, channels])
 
@@ -206,19 +193,6 @@ def _l2_window(x_rows, delta_rows, norm_squared, eps, first, first2, grid, fresh
     return tf.clip_by_value(x_rows + delta * (eps / (size + _TINY)), 0.0, 1.0)
 
 
-def _l2_fresh(patterns, canvas, side, rows, cols, transpose):
-    """The window pattern of `side` (transposed where `transpose`, bool [n]) at the window pixels (rows, cols
-    [side^2], from `_window_grid`): [n, side^2]. patterns: `_l2_pattern_table(S, canvas)` flattened to
-    [S + 1, canvas^2]."""
-    upright, turned = rows * canvas + cols, cols * canvas + rows
-    position = tf.where(transpose[:, None], turned[None, :], upright[None, :])
-    return tf.gather(tf.gather(patterns, side), position)
-
-
-def _flat_patterns(largest, canvas):
-    return tf.constant(_l2_pattern_table(largest, canvas).reshape([largest + 1, -1]), tf.float32)
-
-
 def l2_proposal(x, x_best, eps, side, top, left, top2, left2, signs, transpose):
     """The L2 candidate: the perturbation's mass in window 1 (at top, left) and window 2 (at top2, left2) is
     moved into window 1, as a fresh pattern (random sign per channel) plus the old content of window 1, with the
@@ -227,13 +201,18 @@ def l2_proposal(x, x_best, eps, side, top, left, top2, left2, signs, transpose):
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     image_size = height * width * channels
     x_rows, delta = tf.reshape(x, [-1, image_size]), tf.reshape(x_best - x, [-1, image_size])
-    grid, rows, cols = _window_grid(side, width)
+    grids, patterns = _window_tables([_static_side(side)], height, width, "l2")
     start = tf.range(tf.shape(x)[0]) * (height * width)
-    fresh = _l2_fresh(_flat_patterns(min(height, width), max(height, width)), max(height, width), side, rows, cols,
-                      transpose)
     candidate = _l2_window(x_rows, delta, tf.reduce_sum(tf.square(delta), axis=1), eps, start + top * width + left,
-                           start + top2 * width + left2, grid, fresh, tf.cast(signs, tf.float32))
+                           start + top2 * width + left2, grids[0], _l2_fresh(patterns[0], transpose),
+                           tf.cast(signs, tf.float32))
     return tf.reshape(candidate, tf.shape(x))
+
+
+def _l2_fresh(patterns, transpose):
+    """The fresh window pattern of each example at its window's pixels [n, side^2]: patterns [2, side^2] (a row of
+    `_window_tables`' patterns, cut to the side), the second row where transpose [n] is True."""
+    return tf.gather(patterns, tf.cast(transpose, tf.int32))
 
 
 def margin_and_loss(logits, labels, targets=None):
@@ -303,11 +282,10 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
     sides = sorted(set(sizes_list))
     slots = tf.constant([sides.index(side) for side in sizes_list], tf.int32)
     counts = tf.constant([side * side for side in sizes_list], tf.int32)
-    grids, fresh_table = _window_tables(sides, height, width, norm)
+    grids, patterns = _window_tables(sides, height, width, norm)
     pixels_per_image = height * width
     x_rows = tf.reshape(x, [-1, image_size])
     x_pixels = _pixels(x)
-    sign_step = eps if norm == "linf" else 1.0
 
     # The loop keeps the examples still to fool packed together (rows 0 .. n - 1 of "held"; `chosen` says which
     # examples they are), so a query gathers no images. L-inf holds each one's current best as pixels [n H W, C]:
@@ -324,7 +302,6 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
 
     def inner_run(iteration, chosen, held, margin, loss):
         local = tf.range(tf.shape(chosen)[0]) * pixels_per_image  # each held image's first pixel among the held
-        to_batch = (chosen * pixels_per_image - local)[:, None]  # held pixel index -> the batch's pixel index
         labels_held, targets_held = tf.gather(labels, chosen), _gather_or_none(targets, chosen)
 
         def body(iteration, held, margin, loss):
@@ -332,21 +309,19 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
                 shape=draw_shape, key=key, alg=algorithm, counter=tf.gather(counters, iteration)), chosen)
             # Casting truncates, which is floor for these non-negative products.
             corner = tf.cast(uniform[:, :corners] * tf.gather(spans, iteration), tf.int32) * to_pixel
-            count = tf.gather(counts, iteration)
-            grid = tf.gather(grids, tf.gather(slots, iteration))[:count]
-            signs = tf.where(uniform[:, None, corners + corners // 4:] > 0.5, sign_step, -sign_step)  # [n, 1, C]
+            count, slot = tf.gather(counts, iteration), tf.gather(slots, iteration)
+            grid = tf.gather(grids, slot)[:count]
+            signs = tf.where(uniform[:, corners + corners // 4:] > 0.5, 1.0, -1.0)  # [n, C]
             if norm == "linf":
                 (best,) = held
-                window = (local + corner[:, 0] + corner[:, 1])[:, None] + grid
-                values = tf.clip_by_value(tf.gather(x_pixels, window + to_batch) + signs, 0.0, 1.0)
-                candidates = tf.tensor_scatter_nd_update(best, tf.reshape(window, [-1, 1]),
-                                                         tf.reshape(values, [-1, channels]))
+                corner = corner[:, 0] + corner[:, 1]
+                values = _linf_window(x_pixels, chosen * pixels_per_image + corner, grid, signs, eps)
+                candidates = _scatter_pixels(best, local + corner, grid, values)
             else:
                 x_held, best, delta, norm_squared = held
-                fresh = tf.gather(tf.gather(fresh_table, tf.gather(slots, iteration)),
-                                  tf.cast(uniform[:, corners] > 0.5, tf.int32))[:, :count]
+                fresh = _l2_fresh(tf.gather(patterns, slot)[:, :count], uniform[:, corners] > 0.5)
                 candidates = _l2_window(x_held, delta, norm_squared, eps, local + corner[:, 0] + corner[:, 1],
-                                        local + corner[:, 2] + corner[:, 3], grid, fresh, signs[:, 0, :])
+                                        local + corner[:, 2] + corner[:, 3], grid, fresh, signs)
             new_margin, new_loss = margin_and_loss(
                 forward(tf.reshape(candidates, [-1, height, width, channels]))["logits"], labels_held, targets_held)
             # Accept a lower loss or a fooling point; untargeted, the loss is the margin, so a lower margin.
@@ -400,9 +375,10 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
 
 
 def _window_tables(sides, height, width, norm):
-    """For each window side in `sides`: its pixels' offsets in an image flattened to [H * W] pixels, row by row
-    (`_window_grid`), and (L2) its pattern at those pixels, upright and transposed; padded to the largest side:
-    int [len(sides), S^2] and float [len(sides), 2, S^2] (None for L-inf)."""
+    """For each window side s in `sides`: the offsets of a window's pixels from its top-left pixel in an image
+    flattened to [H * W, C] pixels, row by row, and (L2) `square_l2_pattern(s)` at those pixels, upright and
+    transposed; padded to the largest side: int [len(sides), S^2] and float [len(sides), 2, S^2] (None for
+    L-inf)."""
     largest = max(sides)
     grids = np.zeros([len(sides), largest * largest], np.int32)
     fresh = np.zeros([len(sides), 2, largest * largest], np.float32)
@@ -413,10 +389,6 @@ def _window_tables(sides, height, width, norm):
             pattern = square_l2_pattern(side)
             fresh[slot, 0, :side * side], fresh[slot, 1, :side * side] = pattern[rows, cols], pattern.T[rows, cols]
     return tf.constant(grids), (tf.constant(fresh) if norm == "l2" else None)
-
-
-def _gather_or_none_nd(values, index):
-    return None if values is None else tf.gather_nd(values, index)
 
 
 def square_attack(forward, x01, labels, *, eps, norm="linf", queries=5000, p_init=0.8, restarts=1, seed=0,

@@ -139,7 +139,14 @@ def test_linf_proposal_matches_numpy():
     assert np.any(got != x_best)
 
 
-def test_l2_proposal_matches_numpy():
+# Window corners (top, left, top2, left2) of three examples: apart, and overlapping (the second window partly or
+# wholly inside the first).
+_L2_WINDOWS = {"apart": ([0, 7, 3], [2, 1, 7], [6, 0, 3], [4, 7, 1]),
+               "overlapping": ([2, 4, 0], [2, 6, 7], [4, 4, 2], [5, 6, 4])}
+
+
+@pytest.mark.parametrize("windows", sorted(_L2_WINDOWS))
+def test_l2_proposal_matches_numpy(windows):
     rng = np.random.default_rng(1)
     n, h, w, c = 3, 12, 12, 3
     x = rng.uniform(0.2, 0.8, size=(n, h, w, c))
@@ -147,7 +154,7 @@ def test_l2_proposal_matches_numpy():
     delta0 = rng.normal(size=x.shape)
     x_best = x + eps * delta0 / np.sqrt(np.sum(delta0 ** 2, axis=(1, 2, 3), keepdims=True))
     side = 5
-    top, left, top2, left2 = np.array([0, 7, 3]), np.array([2, 1, 7]), np.array([6, 0, 3]), np.array([4, 7, 1])
+    top, left, top2, left2 = (np.array(corners) for corners in _L2_WINDOWS[windows])
     signs = np.array([[1, -1, 1], [-1, -1, 1], [1, 1, -1]], np.float64)
     transpose = np.array([False, True, False])
     got = square.l2_proposal(
