@@ -131,7 +131,7 @@ def _gather_pixels(pixels, first, grid):
 
 def _scatter_pixels(pixels, first, grid, values):
     """`pixels` with the window pixels of `_gather_pixels(pixels, first, grid)` set to values [n, side^2, C]:
-    one scatter of C-vectors, far cheaper than one of single entries or a select over whole images."""
+    one scatter of C-vectors (on a CPU several times cheaper than a scatter of single entries)."""
     return tf.tensor_scatter_nd_update(pixels, tf.reshape(first[:, None] + grid[None, :], [-1, 1]),
                                        tf.reshape(values, [-1, tf.shape(pixels)[1]]))
 
@@ -247,9 +247,8 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
     """One restart from x, on the examples whose previous margin is > 0; returns the new (x, margin, loss) of
     every example: the run's result where it fooled the example or lowered its loss, else `previous`.
 
-    Each iteration queries only the examples not yet fooled: their rows of the current best are gathered, the
-    window step is written into those copies (only the window's entries are computed), and an accepted candidate
-    is written back: for L-inf its window entries, for L2 its row (and its perturbation and squared norm)."""
+    Each iteration queries only the examples not yet fooled, kept packed together (see the loop below), and
+    computes only the window's pixels (L-inf) or the windows' pixels and the rescaling (L2)."""
     x_prev, margin_prev, loss_prev = previous
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     image_size = height * width * channels
