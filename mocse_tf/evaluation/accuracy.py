@@ -5,9 +5,9 @@ current one; every model sees each batch once, so a batch that was expensive to 
 Only the count of correct predictions leaves the graph.
 """
 
-import numpy as np
 import tensorflow as tf
 
+from mocse_tf.data import make_pipeline
 from mocse_tf.labels import LABEL_DTYPE, top1_correct
 
 IMAGE_SPEC = tf.TensorSpec([None, 32, 32, 3], tf.uint8)
@@ -44,8 +44,6 @@ def count_correct(counters, dataset, on_batch=None):
 
 def accuracy(classifier, images, labels, batch_size=500):
     """Top-1 accuracy of one classifier on in-memory uint8 images and integer labels."""
-    from mocse_tf.evaluation.sources import clean_dataset
-
-    (correct,), total = count_correct([correct_counter(classifier)],
-                                      clean_dataset(np.asarray(images), labels, batch_size))
-    return correct / total if total else float("nan")
+    batches = make_pipeline(images, labels, batch_size, training=False, cache=False)
+    (correct,), total = count_correct([correct_counter(classifier)], batches)
+    return correct / total

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from mocse_tf import attacks, loading, ownership
 from mocse_tf.attacks import autoattack
-from mocse_tf.data import load_arrays
+from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.evaluation import config as eval_config
 from mocse_tf.evaluation import report as report_lib
@@ -200,11 +200,15 @@ class Predictor:
         return self._correct(x01, labels).numpy()
 
 
-def clean_correct(predictor, images01, labels, batch_size):
-    """bool [N]: the model's top-1 answer on the clean image is the label."""
-    correct = [predictor.correct(images01[i:i + batch_size], labels[i:i + batch_size])
-               for i in range(0, len(labels), batch_size)]
-    return np.concatenate(correct)
+def unit_images(pixels):
+    """uint8 pixels in [0, 255] as the attacks' float32 images in [0, 1]."""
+    return np.asarray(pixels).astype(np.float32) / 255.0
+
+
+def clean_correct(predictor, images, labels, batch_size):
+    """bool [N]: the model's top-1 answer on the clean image (uint8 [N, 32, 32, 3]) is the label."""
+    batches = make_pipeline(images, labels, batch_size, training=False, cache=False)
+    return np.concatenate([predictor.correct(unit_images(x), y) for x, y in batches])
 
 
 def robust_correct(predictor, attack, images01, labels, is_clean_correct, batch_size, seed, advance=None):
@@ -278,10 +282,11 @@ def sanity_checks(predictor, images01, labels, specs, stages, autoattack_result,
             "warnings": warnings}
 
 
-def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
+def evaluate_network(network, attack_specs, images, labels, *, eps, norm, batch_size=250, seed=0, bce_weight=1.0,
                      log=print, model_name="model", advance=lambda count: None,
                      square_queries=autoattack.SQUARE_QUERIES, num_targets=autoattack.NUM_TARGETS):
-    """Clean and robust accuracy of one network on images01 (float32 [N, 32, 32, 3] in [0, 1]) and labels [N].
+    """Clean and robust accuracy of one network on images (uint8 [N, 32, 32, 3]) and labels [N]; the attacks
+    work on the images scaled to [0, 1].
 
     Returns {"clean": accuracy, "robust": {AttackSpec: accuracy}, "worst_case": accuracy, "worst_case_of": [specs],
              "correct": {"clean" | spec: bool [N]}, "stages": {stage name: accuracy after it} (AutoAttack),
@@ -289,7 +294,8 @@ def evaluate_network(network, attack_specs, images01, labels, *, eps, norm, batc
     """
     predictor = Predictor(network)
     labels = np.asarray(labels, NUMPY_LABEL_DTYPE)
-    is_clean_correct = clean_correct(predictor, images01, labels, batch_size)
+    is_clean_correct = clean_correct(predictor, images, labels, batch_size)
+    images01 = unit_images(images)
     advance(len(labels))
     log(f"{model_name}: clean {100 * is_clean_correct.mean():.2f}% ({len(labels)} images)")
     has_experts = "expert_logits" in network.output
@@ -427,14 +433,13 @@ def run_eval_adv(config, *, command=None, log=print):
         raise UsageError(f"`attacks` {','.join(explicit_expert)} attack the experts' outputs, and no `models` is a "
                          f"MoCSE network; drop them or add a MoCSE model")
 
-    images01 = data.images.astype(np.float32) / 255.0
     entries = {}
     # Images done over all models and attacks (the clean pass counts as one): a plain line a minute, never redrawn
     # in place, as the per-attack lines are printed between them.
     progress = Progress(sum(len(data) * (1 + len(applicable(specs, "expert_logits" in n.output)))
                             for n in networks.values()), unit="image", live=False)
     for name, network in networks.items():
-        results = evaluate_network(network, specs, images01, data.labels, eps=eps, norm=norm,
+        results = evaluate_network(network, specs, data.images, data.labels, eps=eps, norm=norm,
                                    batch_size=config.batch_size, seed=seed, bce_weight=config.bce_weight, log=log,
                                    model_name=name, advance=progress.add, square_queries=config.square_queries,
                                    num_targets=config.targets)

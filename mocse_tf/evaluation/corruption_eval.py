@@ -11,6 +11,7 @@ import numpy as np
 from absl import logging
 
 from mocse_tf import ownership
+from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, describe_error
 from mocse_tf.evaluation import accuracy as accuracy_lib
 from mocse_tf.evaluation import config as eval_config
@@ -75,7 +76,8 @@ def evaluate(classifiers, source, corruption_names, severities, *, clean=None, b
         return accuracies, [counter.ece() for counter in counters], total
 
     if clean is not None:
-        accuracies, eces, total = run("clean", sources.clean_dataset(clean[0], clean[1], batch_size), "clean")
+        batches = make_pipeline(clean[0], clean[1], batch_size, training=False, cache=False)
+        accuracies, eces, total = run("clean", batches, "clean")
         for name, value, ece in zip(names, accuracies, eces):
             results[name]["clean"] = value
             results[name]["calibration"]["clean"] = ece
@@ -101,7 +103,6 @@ def run_eval_c(config, *, command=None, show_progress=True):
     report (JSON, CSV, Markdown) and the plots into config.output_dir. Returns (report dict, {kind: path}, Markdown
     text)."""
     from mocse_tf import loading
-    from mocse_tf.data import load_arrays
     from mocse_tf.evaluation import plots, report as report_lib
 
     config = config.checked("eval_c")

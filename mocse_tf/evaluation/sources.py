@@ -290,8 +290,3 @@ class GeneratedSource:
     def dataset(self, corruption, severity, batch_size):
         return generated_dataset(self.images, self.labels, corruption, severity, self.seed, batch_size)
 
-
-def clean_dataset(images, labels, batch_size):
-    """Clean test images as (uint8 [B, 32, 32, 3], labels [B]) batches."""
-    data = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, NUMPY_LABEL_DTYPE)))
-    return _prefetched(data.batch(batch_size))

@@ -21,7 +21,6 @@ from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.files import read_json, write_json, write_text
 from mocse_tf.evaluation import accuracy
-from mocse_tf.evaluation.sources import clean_dataset
 from mocse_tf.loading import Classifier
 from mocse_tf.training import run
 from mocse_tf.training.config import TrainConfig
@@ -114,18 +113,19 @@ class ValidationScores(keras.callbacks.Callback):
 
     def __init__(self, sets, batch_size=256):
         super().__init__()
-        self.sets = sets
-        self.batch_size = batch_size
+        # The in-order clean pipeline of each set, built once per trial and cached after its first epoch.
+        self.batches = {name: make_pipeline(images, labels, batch_size, training=False)
+                        for name, (images, labels) in sets.items()}
         self._counter = None
 
-    def _accuracy(self, images, labels):
-        (correct,), total = accuracy.count_correct([self._counter], clean_dataset(images, labels, self.batch_size))
+    def _accuracy(self, batches):
+        (correct,), total = accuracy.count_correct([self._counter], batches)
         return correct / total
 
     def on_epoch_end(self, epoch, logs=None):
         if self._counter is None:
             self._counter = accuracy.correct_counter(Classifier.from_network(self.model.network))
-        scores = {name: self._accuracy(*arrays) for name, arrays in self.sets.items()}
+        scores = {name: self._accuracy(batches) for name, batches in self.batches.items()}
         logs["val_clean_accuracy"] = scores.pop("clean")
         if scores:
             logs["val_extra_corruptions_accuracy"] = float(np.mean(list(scores.values())))

@@ -86,9 +86,8 @@ def test_bad_attack_names(spec, fragment):
 
 def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
     test = load_arrays("synthetic", "test", num_examples=80)
-    images01 = test.images.astype(np.float32) / 255.0
     specs = adversarial_eval.parse_attacks("fgsm,pgd4,apgd4_dlr,apgdt3,pgd4_total,pgd4_bce")
-    results = adversarial_eval.evaluate_network(trained_expert_net, specs, images01, test.labels, eps=EPS,
+    results = adversarial_eval.evaluate_network(trained_expert_net, specs, test.images, test.labels, eps=EPS,
                                                 norm="linf", batch_size=50, log=lambda line: None)
     correct = results["correct"]
     clean, robust = correct["clean"], {spec: correct[spec] for spec in specs}
@@ -104,7 +103,7 @@ def test_robust_and_worst_case_accuracy_per_example(trained_expert_net):
 
     # Attacks on the experts' outputs run only on networks that have experts.
     plain = keras.Model(trained_expert_net.input, {"logits": trained_expert_net.output["logits"]})
-    plain_results = adversarial_eval.evaluate_network(plain, specs[:1] + specs[4:], images01[:10], test.labels[:10],
+    plain_results = adversarial_eval.evaluate_network(plain, specs[:1] + specs[4:], test.images[:10], test.labels[:10],
                                                       eps=EPS, norm="linf", log=lambda line: None)
     assert [s.name for s in plain_results["robust"]] == ["fgsm"]
 
