@@ -17,7 +17,8 @@ import numpy as np
 from mocse_tf.errors import UsageError
 
 
-def _remove(path):
+def remove(path):
+    """Deletes the file, link or folder tree at `path`, if any."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
@@ -31,15 +32,15 @@ def replacing(path, extension="", temporary=None):
     tmp = temporary or f"{path}.tmp-{os.getpid()}{extension}"
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        _remove(tmp)
+        remove(tmp)
         yield tmp
         os.replace(tmp, path)
     except OSError as err:
-        _remove(tmp)
+        remove(tmp)
         raise UsageError(f"cannot write {path}: {err.strerror or err}; choose a writable folder with free space") \
             from None
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
 
 

@@ -10,9 +10,16 @@ import os
 
 import tensorflow as tf
 
-from mocse_tf.errors import UsageError
+from mocse_tf import ownership
 from mocse_tf.files import read_json, write_json
-from mocse_tf.ownership import empty_folder, remove_stale_temporaries
+
+_WAY_OUT = "use a new `output_dir` or `run_name`, rerun with the same flags to resume, or pass `overwrite` to replace it"
+_TEXTS = {
+    "cannot": "cannot create `output_dir` {folder}",
+    "unrecorded": "`output_dir` {folder} is not empty and holds no run_config.json; choose a new `output_dir` (or "
+                  "`run_name`) or empty that folder",
+    "different": "`output_dir` {folder} holds a different run ({differences}); {way_out}",
+}
 
 
 class RunFolder:
@@ -29,30 +36,10 @@ class RunFolder:
         self.log_dir = os.path.join(self.path, "logs")
 
     def claim(self):
-        """Creates the folder or checks that it holds this same run; returns True when resuming."""
-        config_path = os.path.join(self.path, self.CONFIG)
-        if os.path.isdir(self.path) and os.listdir(self.path):
-            stored = read_json(config_path)
-            if stored is None:
-                raise UsageError(f"`output_dir` {self.path} is not empty and holds no {self.CONFIG}; "
-                                 f"choose a new `output_dir` (or `run_name`) or empty that folder")
-            stored_identity = {k: v for k, v in stored.items() if k not in self.config.COSMETIC}
-            differences = [f"{k}={stored_identity.get(k)!r} there vs {v!r} now"
-                           for k, v in self.config.identity().items() if stored_identity.get(k) != v]
-            if not differences:
-                remove_stale_temporaries(self.path)
-                return True
-            if not self.config.overwrite:
-                raise UsageError(f"`output_dir` {self.path} holds a different run ({'; '.join(differences[:3])}); "
-                                 f"use a new `output_dir` or `run_name`, rerun with the same flags to resume, or "
-                                 f"pass `overwrite` to replace it")
-            empty_folder(self.path)
-        try:
-            os.makedirs(self.path, exist_ok=True)
-        except OSError as err:
-            raise UsageError(f"cannot create `output_dir` {self.path}: {err.strerror or err}") from None
-        write_json(config_path, dataclasses.asdict(self.config))
-        return False
+        """Creates the folder or checks that it holds this same run (mocse_tf.ownership); returns True when
+        resuming."""
+        return ownership.claim(self.path, dataclasses.asdict(self.config), _WAY_OUT, self.config.overwrite,
+                               file=self.CONFIG, keys=self.config.identity(), texts=_TEXTS)
 
     def checkpoint_manager(self, checkpoint):
         return tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)

@@ -15,11 +15,11 @@ import keras
 import keras_tuner
 import numpy as np
 
-from mocse_tf import corruptions
+from mocse_tf import corruptions, ownership
 from mocse_tf.config_flags import setting
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
-from mocse_tf.files import read_json, write_json, write_text
+from mocse_tf.files import write_json, write_text
 from mocse_tf.evaluation import accuracy
 from mocse_tf.loading import Classifier
 from mocse_tf.training import run
@@ -30,6 +30,9 @@ OBJECTIVES = {"clean": "val_clean_accuracy", "extra_corruptions": "val_extra_cor
 DEFAULT_WIDTH_CHOICES = {"mocse": (8, 16, 32), "preact_resnet18": (16, 32, 64)}
 # Flags a flagfile never carries: where a run writes, how loudly, and how it is spread over devices.
 _NOT_IN_FLAGFILE = ("output_dir", "export_dir", "run_name", "verbose", "strategy", "overwrite")
+_SEARCH_TEXTS = {"different": "`tune_dir` {folder} holds a different search ({differences}); {way_out}",
+                 "unrecorded": "`tune_dir` {folder} holds files ({files}) and no search_config.json; use a new "
+                               "`tune_dir` or empty that folder"}
 
 
 @dataclasses.dataclass
@@ -220,21 +223,6 @@ def flagfile_lines(config, header, tuned_names):
     return lines
 
 
-def _claim_search_folder(directory, identity):
-    """Refuses to continue a search of something else in the same folder (like bin/train's run folders)."""
-    path = os.path.join(directory, "search_config.json")
-    stored = read_json(path)
-    if stored is None:
-        os.makedirs(directory, exist_ok=True)
-        write_json(path, identity)
-        return False
-    differences = [f"{k}={stored.get(k)!r} there vs {v!r} now" for k, v in identity.items() if stored.get(k) != v]
-    if differences:
-        raise UsageError(f"`tune_dir` {directory} holds a different search ({'; '.join(differences[:3])}); use a "
-                         f"new `tune_dir`, or rerun with the same flags to resume")
-    return True
-
-
 def tune(config, settings):
     """Runs (or resumes) a search; writes the best flagfile and best_hyperparameters.json; returns their paths."""
     config = config.resolved().validate()
@@ -253,8 +241,9 @@ def tune(config, settings):
     identity = {"trial_config": config.identity(), "tuner": settings.tuner, "objective": settings.objective,
                 "num_validation_examples": len(val_labels), "width_choices": list(width_choices),
                 "corruption_severities": list(settings.corruption_severities)}
-    resuming = _claim_search_folder(directory, identity)
-    if resuming:
+    # Like bin/train's run folders: the same search resumes, a search of something else is refused.
+    if ownership.claim(directory, identity, "use a new `tune_dir`, or rerun with the same flags to resume",
+                       file="search_config.json", keys=identity, texts=_SEARCH_TEXTS):
         print(f"resuming the search in {directory}")
 
     hypermodel = TrainerHyperModel(config, width_choices, (train_images, train_labels), data.num_classes,
