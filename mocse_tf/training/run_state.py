@@ -13,7 +13,8 @@ import tensorflow as tf
 from mocse_tf import ownership
 from mocse_tf.files import read_json, write_json
 
-_WAY_OUT = "use a new `output_dir` or `run_name`, rerun with the same flags to resume, or pass `overwrite` to replace it"
+_WAY_OUT = ("use a new `output_dir` or `run_name`, rerun with the same flags to resume, or pass `overwrite` to "
+            "replace it")
 _TEXTS = {
     "cannot": "cannot create `output_dir` {folder}",
     "unrecorded": "`output_dir` {folder} is not empty and holds no run_config.json; choose a new `output_dir` (or "

@@ -83,3 +83,35 @@ def test_run_folder_of_another_configuration_is_replaced_only_with_overwrite(tmp
         train(_config(tmp_path, "run", export=False, seed=1))
     train(_config(tmp_path, "run", export=False, seed=1, overwrite=True))
     assert json.loads((tmp_path / "run" / "run_config.json").read_text())["seed"] == 1
+
+
+def test_a_record_of_its_own_compared_on_chosen_keys(tmp_path):
+    """bin/train's run_config.json and bin/tune's search_config.json: the whole record is written, only `keys` are
+    compared (in their order), the caller's texts are used, and overwrite empties the folder."""
+    folder, dead = tmp_path / "run", _dead_pid()
+    texts = {"different": "`output_dir` {folder} holds a different run ({differences}); {way_out}",
+             "unrecorded": "`output_dir` {folder} holds no run.json"}
+
+    def claim(record, overwrite=False):
+        return ownership.claim(str(folder), record, "rerun", overwrite, file="run.json", keys=("b", "a"), texts=texts)
+
+    assert not claim({"a": 1, "b": 2, "verbose": 0})
+    (folder / "history.json").write_text("[]")
+    (folder / f"history.json.tmp-{dead}").write_text("[")
+    assert claim({"a": 1, "b": 2, "verbose": 1})  # a setting outside `keys` may change: resumed
+    assert sorted(p.name for p in folder.iterdir()) == ["history.json", "run.json"]
+    assert json.loads((folder / "run.json").read_text()) == {"a": 1, "b": 2, "verbose": 0}
+    with pytest.raises(ownership.FolderOwnedByOther) as caught:
+        claim({"a": 5, "b": 6})
+    assert str(caught.value) == (f"`output_dir` {folder} holds a different run (b=2 there vs 6 now; a=1 there vs 5 "
+                                 f"now); rerun")
+    assert claim({"a": 5, "b": 6}, overwrite=True) is False
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+    assert json.loads((folder / "run.json").read_text()) == {"a": 5, "b": 6}
+    # Nothing but another record (its work failed before writing anything): simply taken, no overwrite needed.
+    assert not claim({"a": 7, "b": 6})
+    (folder / "run.json").unlink()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ownership.FolderOwnedByOther, match="holds no run.json"):
+        claim({"a": 7, "b": 6})
+    assert (folder / "notes.txt").read_text() == "mine"

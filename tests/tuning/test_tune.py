@@ -121,6 +121,14 @@ def _search(tune_dir):
     return tune.tune(config, settings)
 
 
+def test_a_folder_holding_other_files_is_not_taken_for_a_search(tmp_path):
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"`tune_dir` .*search holds files \(notes.txt\) and no search_config.json"):
+        _search(tmp_path / "search")
+    assert sorted(p.name for p in (tmp_path / "search").iterdir()) == ["notes.txt"]
+
+
 def test_two_trial_search_resumes_and_writes_a_flagfile_bin_train_accepts(tmp_path, capsys):
     tune_dir = tmp_path / "search"
     result = _search(tune_dir)
