@@ -115,3 +115,5 @@ def test_a_record_of_its_own_compared_on_chosen_keys(tmp_path):
     with pytest.raises(ownership.FolderOwnedByOther, match="holds no run.json"):
         claim({"a": 7, "b": 6})
     assert (folder / "notes.txt").read_text() == "mine"
+    assert not claim({"a": 7, "b": 6}, overwrite=True)  # asked for: a folder of unknown origin is replaced too
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
