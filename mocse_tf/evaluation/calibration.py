@@ -9,6 +9,8 @@ any number of batches is exact and costs no second pass.
 import numpy as np
 import tensorflow as tf
 
+from mocse_tf.labels import top1_correct
+
 NUM_BINS = 15
 COUNT, CONFIDENCE_SUM, CORRECT_SUM = 0, 1, 2  # rows of a bin-statistics array [3, num_bins]
 
@@ -19,8 +21,7 @@ def bin_statistics(logits, labels, num_bins=NUM_BINS):
     logits = tf.cast(logits, tf.float32)
     probabilities = tf.nn.softmax(logits, axis=-1)
     confidence = tf.reduce_max(probabilities, axis=-1)
-    predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
-    correct = tf.cast(tf.equal(predicted, tf.cast(tf.reshape(labels, [-1]), tf.int64)), tf.float64)
+    correct = tf.cast(top1_correct(logits, labels), tf.float64)
     # Bin of c: ceil(c * M) - 1, so a confidence exactly on an edge m/M belongs to bin m (right-closed).
     index = tf.cast(tf.math.ceil(tf.cast(confidence, tf.float64) * num_bins), tf.int32) - 1
     index = tf.clip_by_value(index, 0, num_bins - 1)
@@ -41,11 +42,6 @@ def expected_calibration_error(statistics):
         return float("nan")
     gaps = np.abs(statistics[CORRECT_SUM] - statistics[CONFIDENCE_SUM])  # = |B_m| * |acc - conf|
     return float(gaps.sum() / total)
-
-
-def ece_from_logits(logits, labels, num_bins=NUM_BINS):
-    """ECE of in-memory logits [n, N] and labels [n] (one batch)."""
-    return expected_calibration_error(bin_statistics(logits, labels, num_bins).numpy())
 
 
 def top1_correct_count(statistics):
