@@ -37,12 +37,23 @@ def serving_outputs(outputs):
     return result
 
 
+def serving_function(network):
+    """uint8 images [B, H, W, 3] -> the signature's named outputs of `network` in inference mode."""
+
+    def serve(images):
+        return serving_outputs(network(tf.cast(images, tf.float32), training=False))
+
+    return serve
+
+
+def versions(base_dir):
+    """The numeric version folder names in base_dir, as sorted integers (none when it is not a folder)."""
+    return sorted(int(n) for n in os.listdir(base_dir) if n.isdigit()) if os.path.isdir(base_dir) else []
+
+
 def next_version(base_dir):
     """1 + the highest numeric version folder in base_dir (1 when there is none)."""
-    if not os.path.isdir(base_dir):
-        return 1
-    versions = [int(n) for n in os.listdir(base_dir) if n.isdigit()]
-    return max(versions, default=0) + 1
+    return max(versions(base_dir), default=0) + 1
 
 
 def export_saved_model(network, base_dir, version=None):
@@ -55,12 +66,8 @@ def export_saved_model(network, base_dir, version=None):
 
     archive = keras.export.ExportArchive()
     archive.track(network)
-
-    def serve(images):
-        return serving_outputs(network(tf.cast(images, tf.float32), training=False))
-
     archive.add_endpoint(
-        "serving_default", serve,
+        "serving_default", serving_function(network),
         input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=SIGNATURE_INPUT)],
     )
     with files.replacing(final_path) as tmp_path:

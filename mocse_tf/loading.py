@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from mocse_tf.errors import UsageError, describe_error
-from mocse_tf.export import KERAS_FILE, SIGNATURE_INPUT, serving_outputs
+from mocse_tf.export import KERAS_FILE, SIGNATURE_INPUT, serving_function, versions
 
 
 class Classifier:
@@ -30,11 +30,7 @@ class Classifier:
     @classmethod
     def from_network(cls, network, path=None):
         """A Classifier running a Keras network in memory (e.g. the one being trained)."""
-
-        @tf.function(reduce_retracing=True)
-        def predict_fn(images):
-            return serving_outputs(network(tf.cast(images, tf.float32), training=False))
-
+        predict_fn = tf.function(serving_function(network), reduce_retracing=True)
         return cls(path, predict_fn, int(network.output["logits"].shape[-1]), "expert_logits" in network.output,
                    network)
 
@@ -65,9 +61,8 @@ def resolve_model_path(path, *, need_network=False):
     if (path.endswith(".keras") and os.path.isfile(path)) or _is_saved_model(path):
         resolved = path
     elif os.path.isdir(path):
-        versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True)
-        resolved = next((os.path.join(path, str(v)) for v in versions if _is_saved_model(os.path.join(path, str(v)))),
-                        None)
+        resolved = next((os.path.join(path, str(v)) for v in reversed(versions(path))
+                         if _is_saved_model(os.path.join(path, str(v)))), None)
     if resolved is None:
         raise UsageError(
             f"`model` {path!r} is neither a SavedModel folder (with saved_model.pb), a folder of numeric SavedModel "
