@@ -69,3 +69,11 @@ def test_tools_refuse_foreign_models_with_one_line(foreign, tmp_path):
     for result, fragment in zip(run_all(commands), ["float32", "a single tensor"]):
         assert_clean_error(result, fragment)
         assert len(result.stderr.splitlines()) <= 2, result.stderr  # no tensor dump, no traceback
+
+
+def test_a_base_folder_resolves_to_its_highest_numeric_savedmodel_version(tmp_path):
+    for name in ("2", "9", "10", "11", "notes"):  # 11 holds no SavedModel; 10 > 9 as numbers, not as strings
+        (tmp_path / name).mkdir()
+        if name in ("2", "9", "10"):
+            (tmp_path / name / "saved_model.pb").write_bytes(b"")
+    assert loading.resolve_model_path(tmp_path) == str(tmp_path / "10")
