@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from mocse_tf import attacks, loading, ownership
 from mocse_tf.attacks import autoattack
+from mocse_tf.attacks.checks import check_count
 from mocse_tf.data import load_arrays, make_pipeline
 from mocse_tf.errors import UsageError, check_choice
 from mocse_tf.evaluation import config as eval_config
@@ -133,8 +134,7 @@ def parse_attack(name, restarts):
 
 def parse_attacks(spec, restarts=1):
     """'default' or a comma-separated list of attack names -> (AttackSpec, ...) in order, duplicates dropped."""
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise UsageError(f"`restarts` must be an integer >= 1, got {restarts!r}")
+    check_count("`restarts`", restarts)
     items = [item.lower() for item in eval_config.split_items(spec)]
     if not items:
         raise UsageError(f"no attack named in `attacks`={spec!r}; use {ATTACK_HELP}")

@@ -116,10 +116,10 @@ class EvalConfig:
                 raise UsageError(f"`baseline` {config.baseline!r} is not one of the model names "
                                  f"({', '.join(config.column_names())}); name the models with `model_names`")
         if tool == "eval_adv":
+            from mocse_tf.attacks.checks import check_count
+
             for name in ("square_queries", "targets"):
-                value = getattr(config, name)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise UsageError(f"`{name}` must be an integer >= 1, got {value!r}")
+                check_count(f"`{name}`", getattr(config, name))
             config.attack_specs()
             config.radius()
             config.merge_report_path()
