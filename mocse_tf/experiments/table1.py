@@ -321,6 +321,13 @@ def _eval_dir(config, run, kind):
     return os.path.join(config.output_dir, "eval", run.name, kind)
 
 
+def _eval_report(config, run, kind):
+    """The report.json that bin/eval_c (kind corruption) or bin/eval_adv (adversarial) wrote for a run."""
+    from mocse_tf.evaluation.report import JSON_NAME
+
+    return os.path.join(_eval_dir(config, run, kind), JSON_NAME)
+
+
 def _corrupted_dir(config):
     return os.path.join(config.output_dir, "corrupted")
 
@@ -419,7 +426,7 @@ def run_table1(config, log=print):
         stages[(run.name, "train")] = {"units": forward_equivalents({k: costs[k] for k in ("train", "validation")}),
                                        "kind": run.arch, "done": min(1.0, done)}
         for stage in ("corruption", "adversarial"):
-            finished = os.path.isfile(os.path.join(_eval_dir(config, run, stage), "report.json"))
+            finished = os.path.isfile(_eval_report(config, run, stage))
             stages[(run.name, stage)] = {"units": forward_equivalents({stage: costs[stage]}), "kind": run.arch,
                                          "done": 1.0 if finished else 0.0}
     progress = StageProgress(stages, log, rates_path=os.path.join(config.output_dir, RATES_FILE))
@@ -456,7 +463,7 @@ def _train_and_evaluate(config, run, train_cfg, progress, say):
     for stage, evaluate in (("corruption", _evaluate_corruptions), ("adversarial", _evaluate_attacks)):
         output_dir = _eval_dir(config, run, stage)
         # A model trained (or finished) in this invocation is evaluated again: an older report is of another model.
-        if finished and os.path.isfile(os.path.join(output_dir, "report.json")):
+        if finished and os.path.isfile(_eval_report(config, run, stage)):
             progress.stages[(run.name, stage)]["done"] = 1.0
             say(f"{stage} evaluation finished before, skipped")
             continue
@@ -478,14 +485,14 @@ def run_metrics(config, run):
     from mocse_tf.evaluation import report as report_lib
 
     metrics = {}
-    corruption_path = os.path.join(_eval_dir(config, run, "corruption"), "report.json")
+    corruption_path = _eval_report(config, run, "corruption")
     if os.path.isfile(corruption_path):
         report = report_lib.load_report(corruption_path)
         summary = report["summary"][run.name]
         metrics = {"clean": report["models"][run.name].get("clean"), **summary["corruption_average"],
                    **{key: summary.get(key) for key in ("average", "benchmark_average", "ece_clean",
                                                         "ece_corruption_average")}}
-    adversarial_path = os.path.join(_eval_dir(config, run, "adversarial"), "report.json")
+    adversarial_path = _eval_report(config, run, "adversarial")
     if os.path.isfile(adversarial_path):
         report = report_lib.load_report(adversarial_path)
         for label, value in report["models"][run.name].get("adversarial", {}).items():

@@ -15,9 +15,10 @@ ACCURACY_PLOT = "table1_accuracy.png"
 DIFFERENCE_PLOT = "table1_difference.png"
 
 
-def _value(stats, key):
+def _percent(stats, key, missing=np.nan):
+    """stats[key] in percent, or `missing` where there is none (no mean: NaN, no bar; no std: no error bar)."""
     value = stats.get(key)
-    return np.nan if value is None else 100.0 * value
+    return missing if value is None else 100.0 * value
 
 
 def plot_accuracy(table, path):
@@ -32,8 +33,8 @@ def plot_accuracy(table, path):
         x = np.arange(len(rows))
         for index, model in enumerate(models):
             stats = [table["cells"][regime][model][row] for row, _ in rows]
-            means = [_value(s, "mean") for s in stats]
-            errors = [0.0 if s.get("std") is None else 100.0 * s["std"] for s in stats]
+            means = [_percent(s, "mean") for s in stats]
+            errors = [_percent(s, "std", 0.0) for s in stats]
             positions = x + (index - (len(models) - 1) / 2) * width
             axis.bar(positions, means, width, yerr=errors, capsize=3, label=model)
             paper = [table["paper"]["values"].get(regime, {}).get(model, {}).get(row) for row, _ in rows]
@@ -60,8 +61,8 @@ def plot_difference(table, path):
     x = np.arange(len(rows))
     for index, regime in enumerate(regimes):
         stats = [table["differences"][regime]["mocse"][row] for row in rows]
-        means = [_value(s, "mean") for s in stats]
-        errors = [0.0 if s.get("std") is None else 100.0 * s["std"] for s in stats]
+        means = [_percent(s, "mean") for s in stats]
+        errors = [_percent(s, "std", 0.0) for s in stats]
         axis.bar(x + (index - (len(regimes) - 1) / 2) * width, means, width, yerr=errors, capsize=2, label=regime)
     axis.axhline(0, color="black", linewidth=0.8)
     axis.set_xticks(x, rows, rotation=70, fontsize=7)
