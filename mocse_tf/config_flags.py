@@ -1,5 +1,6 @@
 """absl flags generated from a configuration dataclass (TrainConfig, EvalConfig, ...): a field declared with
-`setting` carries its flag's kind and help text, so a setting, its flag, its default and its help exist once."""
+`setting` carries its flag's kind and help text, so a setting, its flag, its default and its help exist once.
+`inactive_settings` finds the settings a user gave that a configuration ignores (the tools warn about them)."""
 
 import dataclasses
 
@@ -43,3 +44,10 @@ def config_from_flags(config_class, names=None, flag_values=None):
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
     return config_class(**{f.name: flag_values[flag_name(f)].value for f in _settings(config_class, names)})
+
+
+def inactive_settings(config, given, rules):
+    """The settings among `given` (names set by the user) that do nothing in `config`, as (setting, deciding
+    setting, its value) triples, in the order of `rules`: (settings, deciding setting, whether they do nothing)."""
+    return [(name, decider, getattr(config, decider)) for names, decider, idle in rules if idle
+            for name in names if name in given]

@@ -128,21 +128,14 @@ class EvalConfig:
     def inactive_settings(self, tool, given):
         """The settings among `given` (names set by the user) that do nothing for `tool` in this configuration, as
         (setting, deciding setting, its value) triples, e.g. ("c_dir", "source", "generate")."""
-        inactive = []
-
-        def unused(names, decider, condition):
-            if condition:
-                inactive.extend((n, decider, getattr(self, decider)) for n in names if n in given)
-
-        if tool == "eval_c":
-            unused(("c_dir",), "source", self.source != "folder")
-        if tool == "eval_adv":
-            unused(("bce_weight",), "attacks", not any(s.objective == "mocse_total" or s.kind == "autoattack"
-                                                       for s in self.attack_specs()))
-        unused(("local_dir",), "dataset", self.dataset not in (None, "cifar10_local"))
-        unused(("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local")
-               and not (tool == "eval_c" and self.source == "tfds"))
-        return inactive
+        return config_flags.inactive_settings(self, given, [
+            (("c_dir",), "source", tool == "eval_c" and self.source != "folder"),
+            (("bce_weight",), "attacks", tool == "eval_adv" and not any(
+                s.objective == "mocse_total" or s.kind == "autoattack" for s in self.attack_specs())),
+            (("local_dir",), "dataset", self.dataset not in (None, "cifar10_local")),
+            (("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local")
+             and not (tool == "eval_c" and self.source == "tfds")),
+        ])
 
     # --- the settings parsed --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ bin/train's and bin/tune's absl flags are generated from its fields (mocse_tf.co
 import dataclasses
 import math
 
+from mocse_tf import config_flags
 from mocse_tf.config_flags import setting
 from mocse_tf.errors import UsageError, check_choice
 
@@ -134,21 +135,16 @@ class TrainConfig:
     def inactive_settings(self, given):
         """The settings among `given` (field names set by the user) that do nothing in this configuration, as
         (field, deciding field, its value) triples: e.g. ("adv_eps", "adv", "none")."""
-        inactive = []
-
-        def unused(fields, decider, condition):
-            if condition:
-                inactive.extend((f, decider, getattr(self, decider)) for f in fields if f in given)
-
-        unused(("adv_eps", "adv_step_size", "adv_steps", "trades_beta"), "adv", self.adv == "none")
-        unused(("adv_step_size", "adv_steps"), "adv", self.adv == "fgsm_rs")
-        unused(("trades_beta",), "adv", self.adv in ("pgd", "fgsm_rs"))
-        unused(("bce_weight", "aggregate"), "arch", self.arch != "mocse")
-        unused(("local_dir",), "dataset", self.dataset != "cifar10_local")
-        unused(("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local"))
-        unused(("nesterov",), "momentum", self.momentum == 0)
-        unused(("weight_decay_mode",), "weight_decay", self.weight_decay == 0)
-        return inactive
+        return config_flags.inactive_settings(self, given, [
+            (("adv_eps", "adv_step_size", "adv_steps", "trades_beta"), "adv", self.adv == "none"),
+            (("adv_step_size", "adv_steps"), "adv", self.adv == "fgsm_rs"),
+            (("trades_beta",), "adv", self.adv in ("pgd", "fgsm_rs")),
+            (("bce_weight", "aggregate"), "arch", self.arch != "mocse"),
+            (("local_dir",), "dataset", self.dataset != "cifar10_local"),
+            (("data_dir",), "dataset", self.dataset in ("synthetic", "cifar10_local")),
+            (("nesterov",), "momentum", self.momentum == 0),
+            (("weight_decay_mode",), "weight_decay", self.weight_decay == 0),
+        ])
 
     def identity(self):
         """The fields that define what is trained; two runs with equal identities may share a folder."""
