@@ -31,7 +31,6 @@ from mocse_tf.files import read_json, write_csv, write_json, write_text
 from mocse_tf.progress import StageProgress, format_seconds
 
 REGIMES = ("standard", "adversarial", "augmented")
-ARCHS = ("preact_resnet18", "mocse")
 CORRUPTION_SOURCES = ("generate", "folder", "tfds")
 PAPER_FILE = os.path.join(os.path.dirname(__file__), "paper_table1.json")
 # The paper's adversarial training (Madry et al. / Rice et al.): PGD, 10 steps of 2/255 in an L-inf ball of 8/255.
