@@ -214,29 +214,25 @@ def load_report(path):
 
 
 def csv_rows(report):
-    """One row per model x (clean | corruption x severity | attack), accuracies at full precision."""
+    """One row per model x (clean | corruption x severity | attack | ECE cell), values at full precision; the
+    "accuracy" column holds the ECE in the rows of section "ece"."""
     group_of = {name: title for title, names in DISPLAY_GROUPS.items() for name in names}
     rows = []
     for model_name, model in report["models"].items():
-        common = {"model": model_name, "num_examples": model.get("num_examples", "")}
-        if "clean" in model:
-            rows.append({**common, "section": "clean", "group": "", "name": "natural", "severity": "",
-                         "accuracy": repr(model["clean"])})
-        for corruption in ordered_corruptions([model]):
-            for severity, accuracy in model["corruptions"][corruption].items():
-                rows.append({**common, "section": "corruption", "group": group_of.get(corruption, ""),
-                             "name": corruption, "severity": severity, "accuracy": repr(accuracy)})
-        for label, accuracy in model.get("adversarial", {}).items():
-            rows.append({**common, "section": "adversarial", "group": "", "name": label, "severity": "",
-                         "accuracy": repr(accuracy)})
         calibration = model.get("calibration", {})
-        if "clean" in calibration:  # the "accuracy" column holds the ECE in these rows
-            rows.append({**common, "section": "ece", "group": "", "name": "natural", "severity": "",
-                         "accuracy": repr(calibration["clean"])})
+        cells = []  # (section, name, severity, value)
+        if "clean" in model:
+            cells.append(("clean", "natural", "", model["clean"]))
+        for corruption in ordered_corruptions([model]):
+            cells += [("corruption", corruption, s, v) for s, v in model["corruptions"][corruption].items()]
+        cells += [("adversarial", label, "", v) for label, v in model.get("adversarial", {}).items()]
+        if "clean" in calibration:
+            cells.append(("ece", "natural", "", calibration["clean"]))
         for corruption, by_severity in calibration.get("corruptions", {}).items():
-            for severity, ece in by_severity.items():
-                rows.append({**common, "section": "ece", "group": group_of.get(corruption, ""), "name": corruption,
-                             "severity": severity, "accuracy": repr(ece)})
+            cells += [("ece", corruption, s, v) for s, v in by_severity.items()]
+        rows += [{"model": model_name, "num_examples": model.get("num_examples", ""), "section": section,
+                  "group": group_of.get(name, "") if section in ("corruption", "ece") else "", "name": name,
+                  "severity": severity, "accuracy": repr(value)} for section, name, severity, value in cells]
     return rows
 
 
