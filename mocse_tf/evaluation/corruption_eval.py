@@ -112,27 +112,26 @@ def run_eval_c(config, *, command=None, show_progress=True):
     owner = eval_config.output_owner(config, "eval_c", resolved)
     ownership.check(config.output_dir, owner, eval_config.OUTPUT_WAY_OUT, config.overwrite)  # before any work
 
-    folder = sources.FolderSource(config.c_dir, corruption_names, num_examples) if source == "folder" else None
-    if source == "tfds":
-        sources.TfdsSource(config.data_dir).check_available(corruption_names, severities)
+    corrupted = None  # for `source`=generate: made from the clean images below
+    if source == "folder":
+        corrupted = sources.FolderSource(config.c_dir, corruption_names, num_examples)
+    elif source == "tfds":
+        corrupted = sources.TfdsSource(config.data_dir, num_examples or None)
+        corrupted.check_available(corruption_names, severities)
     clean_seed, num_clean = config.seed, num_examples or None
-    manifest = folder.manifest if folder is not None else None
+    manifest = corrupted.manifest if source == "folder" else None
     if dataset is None:
         dataset = (manifest or {}).get("dataset") or "cifar10"
     if manifest and manifest.get("dataset") == dataset:
         # bin/make_c output: clean accuracy on the very images that were corrupted.
         local_dir = local_dir or manifest.get("local_dir")
         clean_seed = manifest.get("seed", config.seed)
-        num_clean = min(num_examples or folder.per_severity, folder.per_severity)
+        num_clean = min(num_examples or corrupted.per_severity, corrupted.per_severity)
     clean = load_arrays(dataset, "test", data_dir=config.data_dir, local_dir=local_dir, seed=clean_seed,
                         num_examples=num_clean)
     classifiers = {name: loading.load_model(path) for name, path in zip(names, resolved)}
     loading.check_class_counts(classifiers, clean.num_classes, f"`dataset`={dataset}")
-    if source == "tfds":
-        corrupted = sources.TfdsSource(config.data_dir, num_examples or None)
-    elif source == "folder":
-        corrupted = folder
-    else:
+    if source == "generate":
         corrupted = sources.GeneratedSource(clean.images, clean.labels, config.seed, dataset)
     check_source_classes(corrupted, clean.num_classes, dataset)
 
