@@ -258,48 +258,47 @@ def markdown_table(report):
     benchmark_set = set(BENCHMARK)
     rows = []  # (group cell, row label, [cells])
 
-    def add(group, label, values, formatter=_percent):
-        rows.append((group, label, [formatter(v) for v in values]))
+    def add_section(title, labelled_values):
+        """The rows of one section, [(row label, value per model)]; its first row shows the section's title."""
+        for index, (label, values) in enumerate(labelled_values):
+            rows.append(("" if index else title, label, [_percent(v) for v in values]))
+
+    def corruption_row(corruption, label):
+        return label, [s["corruption_average"].get(corruption) for s in summaries]
 
     if any("clean" in m for m in models):
-        add("", "Natural Samples", [m.get("clean") for m in models])
+        add_section("", [("Natural Samples", [m.get("clean") for m in models])])
     for title, group_names in DISPLAY_GROUPS.items():
-        shown = [c for c in group_names if c in corruptions]
-        for index, corruption in enumerate(shown):
-            label = display_name(corruption) + ("" if corruption in benchmark_set else " †")
-            add(f"**{title}**" if index == 0 else "", label,
-                [s["corruption_average"].get(corruption) for s in summaries])
-    for corruption in (c for c in corruptions if c not in display_order()):
-        add("", display_name(corruption), [s["corruption_average"].get(corruption) for s in summaries])
+        add_section(f"**{title}**", [corruption_row(c, display_name(c) + ("" if c in benchmark_set else " †"))
+                                     for c in group_names if c in corruptions])
+    add_section("", [corruption_row(c, display_name(c)) for c in corruptions if c not in display_order()])
     if corruptions:
-        add("", f"**Average of {len(corruptions)} Corruptions**", [s["average"] for s in summaries])
+        add_section("", [(f"**Average of {len(corruptions)} Corruptions**", [s["average"] for s in summaries])])
         num_benchmark = sum(c in benchmark_set for c in corruptions)
         summary_rows = []
         if num_benchmark and num_benchmark != len(corruptions):
             of = "15 benchmark corruptions" if num_benchmark == len(BENCHMARK) \
                 else f"{num_benchmark} benchmark corruptions (of {len(BENCHMARK)})"
-            summary_rows.append((f"Average of {of}", [s["benchmark_average"] for s in summaries], _percent))
+            summary_rows.append((f"Average of {of}", [s["benchmark_average"] for s in summaries]))
         severities = sorted({sev for s in summaries for sev in s["severity_average"]}, key=int)
         for severity in severities:
             summary_rows.append((f"Severity {severity} (average of corruptions)",
-                                 [s["severity_average"].get(severity) for s in summaries], _percent))
+                                 [s["severity_average"].get(severity) for s in summaries]))
         if report.get("baseline"):
             baseline = report["baseline"]
-            summary_rows.append((f"mCE vs {baseline} (lower is better)", [s.get("mce") for s in summaries],
-                                 _percent))
+            summary_rows.append((f"mCE vs {baseline} (lower is better)", [s.get("mce") for s in summaries]))
             summary_rows.append((f"Relative mCE vs {baseline} (lower is better)",
-                                 [s.get("relative_mce") for s in summaries], _percent))
-        for index, (label, values, formatter) in enumerate(summary_rows):
-            add("**Summary**" if index == 0 else "", label, values, formatter)
+                                 [s.get("relative_mce") for s in summaries]))
+        add_section("**Summary**", summary_rows)
     attack_labels = []
     for model in models:
         attack_labels += [label for label in model.get("adversarial", {}) if label not in attack_labels]
-    for index, label in enumerate(attack_labels):
-        add("**Adversarial**" if index == 0 else "", label, [m.get("adversarial", {}).get(label) for m in models])
+    add_section("**Adversarial**", [(label, [m.get("adversarial", {}).get(label) for m in models])
+                                    for label in attack_labels])
     if any(m.get("calibration") for m in models):
-        add("**Calibration**", "ECE, natural samples (15 bins; lower is better)",
-            [s.get("ece_clean") for s in summaries])
-        add("", "ECE, average over corruptions and severities", [s.get("ece_corruption_average") for s in summaries])
+        add_section("**Calibration**", [
+            ("ECE, natural samples (15 bins; lower is better)", [s.get("ece_clean") for s in summaries]),
+            ("ECE, average over corruptions and severities", [s.get("ece_corruption_average") for s in summaries])])
 
     header = "| | | " + " | ".join(names) + " |"
     rule = "|---|---|" + "---:|" * len(names)
