@@ -7,7 +7,6 @@ Only the count of correct predictions leaves the graph.
 
 import tensorflow as tf
 
-from mocse_tf.data import make_pipeline
 from mocse_tf.labels import LABEL_DTYPE, top1_correct
 
 IMAGE_SPEC = tf.TensorSpec([None, 32, 32, 3], tf.uint8)
@@ -42,8 +41,7 @@ def count_correct(counters, dataset, on_batch=None):
     return correct, total
 
 
-def accuracy(classifier, images, labels, batch_size=500):
-    """Top-1 accuracy of one classifier on in-memory uint8 images and integer labels."""
-    batches = make_pipeline(images, labels, batch_size, training=False, cache=False)
-    (correct,), total = count_correct([correct_counter(classifier)], batches)
+def accuracy(counter, dataset):
+    """Top-1 accuracy of one counter (see `correct_counter`) over a data set of (images, labels) batches."""
+    (correct,), total = count_correct([counter], dataset)
     return correct / total

@@ -121,14 +121,10 @@ class ValidationScores(keras.callbacks.Callback):
                         for name, (images, labels) in sets.items()}
         self._counter = None
 
-    def _accuracy(self, batches):
-        (correct,), total = accuracy.count_correct([self._counter], batches)
-        return correct / total
-
     def on_epoch_end(self, epoch, logs=None):
         if self._counter is None:
             self._counter = accuracy.correct_counter(Classifier.from_network(self.model.network))
-        scores = {name: self._accuracy(batches) for name, batches in self.batches.items()}
+        scores = {name: accuracy.accuracy(self._counter, batches) for name, batches in self.batches.items()}
         logs["val_clean_accuracy"] = scores.pop("clean")
         if scores:
             logs["val_extra_corruptions_accuracy"] = float(np.mean(list(scores.values())))

@@ -4,6 +4,7 @@ corruption evaluation fills every model x corruption x severity with the right n
 import numpy as np
 import pytest
 
+from mocse_tf.data import make_pipeline
 from mocse_tf.errors import UsageError
 from mocse_tf.evaluation import accuracy, config as eval_config, corruption_eval, sources
 from mocse_tf.loading import load_model
@@ -29,7 +30,8 @@ def test_accuracy_equals_numpy_on_a_real_exported_model(tiny_models, kind):
     labels = labels_half_right(classifier, images)
     expected = numpy_accuracy(classifier, images, labels)
     assert 0.2 < expected < 0.8
-    assert accuracy.accuracy(classifier, images, labels, batch_size=10) == expected  # 4 batches, the last short
+    batches = make_pipeline(images, labels, 10, training=False)  # 4 batches, the last short
+    assert accuracy.accuracy(accuracy.correct_counter(classifier), batches) == expected
 
 
 def test_evaluate_matches_numpy_for_every_model_and_cell(tiny_models, released_folder, synthetic_test):
