@@ -20,7 +20,8 @@ _TEMPORARY = re.compile(r"\.tmp-(?:\d+-)?(\d+)(?:\.\w+)?$")
 # How the refusals read ({folder}, {way_out}, {files}, {differences}); a caller may reword any of them.
 TEXTS = {
     "cannot": "cannot write {folder}",
-    "unrecorded": "{folder} already holds files ({files}) and no record of the run that made them; {way_out}",
+    "unrecorded": "{folder} already holds files ({files}) and no record of the run that made them; choose another "
+                  "folder or empty that one yourself (`overwrite` replaces only the output of another run)",
     "different": "{folder} belongs to another run ({differences}); {way_out}",
 }
 
@@ -87,7 +88,7 @@ def check_writable(folder, cannot=TEXTS["cannot"]):
 
 def check(folder, record, way_out, overwrite=False, file=OWNER_FILE, keys=None, texts=None):
     """Returns "new" (absent, or holding nothing but a record and stale temporaries), "ours" (the same record),
-    "foreign" (another record or none, and `overwrite` is set) or raises FolderOwnedByOther naming the differences
+    "foreign" (another run's record, and `overwrite` is set) or raises FolderOwnedByOther naming the differences
     and `way_out`. Also checks that the folder can be written.
 
     `record`: what the folder's record `file` holds for this run, compared on `keys` (see `differences`; the
@@ -111,11 +112,11 @@ def check(folder, record, way_out, overwrite=False, file=OWNER_FILE, keys=None, 
     contents = sorted(n for n in os.listdir(folder) if n != file and os.path.join(folder, n) not in stale)
     if not contents:
         return "new"  # nothing written yet (e.g. a claim whose work then failed): nothing to protect
-    if overwrite:
-        return "foreign"
-    if found is None:
+    if found is None:  # never emptied, even when asked to overwrite: `overwrite` replaces another run's output
         raise FolderOwnedByOther(texts["unrecorded"].format(folder=folder, files=", ".join(contents[:3]),
                                                             way_out=way_out))
+    if overwrite:
+        return "foreign"
     raise FolderOwnedByOther(texts["different"].format(folder=folder, differences="; ".join(found[:3]),
                                                        way_out=way_out))
 

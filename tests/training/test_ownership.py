@@ -62,8 +62,10 @@ def test_a_folder_of_unknown_origin_or_a_file_is_refused(tmp_path):
     owner = {"tool": "bin/eval_c", "settings": {"seed": 0}}
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "report.json").write_text("{}")
-    with pytest.raises(ownership.FolderOwnedByOther, match="holds files .*report.json.* and no record.*another"):
-        ownership.claim(str(tmp_path / "foreign"), owner, "choose another")
+    for overwrite in (False, True):  # files of unknown origin are never deleted, not even with overwrite
+        with pytest.raises(ownership.FolderOwnedByOther, match="holds files .*report.json.* and no record.*another"):
+            ownership.claim(str(tmp_path / "foreign"), owner, "choose another", overwrite=overwrite)
+    assert (tmp_path / "foreign" / "report.json").read_text() == "{}"
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ownership.FolderOwnedByOther, match="is a file, not a folder"):
         ownership.claim(str(tmp_path / "a_file"), owner, "choose another", overwrite=True)
@@ -115,5 +117,6 @@ def test_a_record_of_its_own_compared_on_chosen_keys(tmp_path):
     with pytest.raises(ownership.FolderOwnedByOther, match="holds no run.json"):
         claim({"a": 7, "b": 6})
     assert (folder / "notes.txt").read_text() == "mine"
-    assert not claim({"a": 7, "b": 6}, overwrite=True)  # asked for: a folder of unknown origin is replaced too
-    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+    with pytest.raises(ownership.FolderOwnedByOther, match="holds no run.json"):  # not even with overwrite:
+        claim({"a": 7, "b": 6}, overwrite=True)  # it may be the user's own files (`--output_dir=. --overwrite`)
+    assert (folder / "notes.txt").read_text() == "mine"
