@@ -166,47 +166,72 @@ def _static_side(side):
     return int(value)
 
 
-def _l2_window(x_rows, delta_rows, norm_squared, eps, first, first2, grid, fresh, signs):
-    """The L2 candidates of n examples, flattened [n, H W C] (x_rows, and delta_rows = x_best - x): the
-    perturbation's mass in window 1 (corner pixel `first`) and window 2 (`first2`; both [n], pixel indices into
-    the n images flattened to [n H W, C]) moves into window 1, as the fresh pattern (fresh [n, side^2],
-    `_l2_fresh`) times a sign per channel (signs [n, C]) plus window 1's old content, with the per-channel norm
-    that keeps the perturbation at eps (norm_squared [n]: its current squared norm); window 2 is cleared; the
-    result is rescaled to norm eps and clipped to [0, 1]. Returns the candidates [n, H W C]. Only the windows'
-    pixels are gathered and scattered; the rescaling and clipping act on whole images."""
-    channels = tf.shape(signs)[1]
-    pixels = tf.reshape(delta_rows, [-1, channels])
+def _l2_windows(x_pixels, best_pixels, norm_squared, eps, x_first, first, shift, side, grid, fresh, signs):
+    """The L2 step of n examples on the pixels of its two windows only. The perturbation delta = best - x has its
+    mass in window 1 and window 2 moved into window 1, as the fresh pattern (fresh [n, side^2], `_l2_fresh`)
+    times a sign per channel (signs [n, C]) plus window 1's old content, with the per-channel norm that keeps the
+    perturbation at eps (norm_squared [n]: its current squared norm); window 2 is cleared; then the reference
+    rescales the whole perturbation to norm eps and clips to [0, 1].
 
-    def channel_norm(values):  # [n, side^2, C] -> [n, 1, C]
-        return tf.sqrt(tf.reduce_sum(tf.square(values), axis=1, keepdims=True))
+    That rescaling is done here on the windows only: the new squared norm is ||delta||^2 - (the two windows' old
+    mass) + (window 1's new mass) = ||delta||^2 + max(eps^2 - ||delta||^2, 0), which is eps^2 whenever
+    ||delta|| <= eps, and a best point always has ||delta|| <= eps (a point of norm eps clipped to [0, 1]). So the
+    factor eps / ||delta'|| is 1 up to rounding, and outside the windows clip(x + delta * 1) is the best point
+    itself. (Where rounding put ||delta|| above eps the budget is 0 and the factor, applied to window 1, pulls
+    the norm back.)
 
-    old1 = _gather_pixels(pixels, first, grid)
-    cleared = _scatter_pixels(pixels, first2, grid, tf.zeros(tf.shape(old1)))
-    # The squared norm per channel of the union of both windows: window 2, plus window 1 outside window 2.
-    union = (tf.square(channel_norm(_gather_pixels(pixels, first2, grid)))
-             + tf.square(channel_norm(_gather_pixels(cleared, first, grid))))
-    moved = fresh[:, :, None] * signs[:, None, :] + old1 / (_TINY + channel_norm(old1))
-    budget = tf.maximum(tf.square(eps) - norm_squared, 0.0)[:, None, None] / tf.cast(channels, tf.float32)
-    moved = moved / (_TINY + channel_norm(moved)) * tf.sqrt(budget + union)
-    delta = tf.reshape(_scatter_pixels(cleared, first, grid, moved), tf.shape(x_rows))
-    size = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=1, keepdims=True))
-    return tf.clip_by_value(x_rows + delta * (eps / (size + _TINY)), 0.0, 1.0)
+    x_pixels, best_pixels: clean and best images as pixels [.., C]; x_first, first [n, 2]: each window's corner
+    pixel in them; shift [n, 2]: window 2's corner minus window 1's, in (rows, columns); side: the windows' side
+    (a scalar tensor), grid [side^2]: the windows' pixel offsets from their corner. Returns the pixel indices
+    into best_pixels [n 2 side^2] (window 1's, then window 2's, per example), their candidate values
+    [n 2 side^2, C] (a pixel in both windows has the same value in both places), and the
+    candidates' squared norms [n]."""
+    n, count, channels = tf.shape(first)[0], tf.shape(grid)[0], tf.shape(signs)[1]
+    indices = tf.reshape(first[:, :, None] + grid, [-1])
+    old = tf.gather(best_pixels, indices)
+    x_windows = tf.reshape(tf.gather(x_pixels, tf.reshape(x_first[:, :, None] + grid, [-1])), [n, 2, count, channels])
+    delta = tf.reshape(old, [n, 2, count, channels]) - x_windows
+    square = tf.square(delta)
+    # Where the windows overlap: window 1's pixel (i, j) is window 2's (i - shift), window 2's (i, j) window 1's
+    # (i + shift).
+    local = tf.range(count)
+    row, col = local // side, local % side
+    row1, col1 = row[None, :] + shift[:, :1], col[None, :] + shift[:, 1:]  # window 2's pixels in window 1
+    in1 = (row1 >= 0) & (row1 < side) & (col1 >= 0) & (col1 < side)
+    row2, col2 = row[None, :] - shift[:, :1], col[None, :] - shift[:, 1:]  # window 1's pixels in window 2
+    in2 = (row2 >= 0) & (row2 < side) & (col2 >= 0) & (col2 < side)
+    # Per channel: window 1's squared norm, and the union's (window 2, plus window 1 outside window 2).
+    window1 = tf.reduce_sum(square[:, 0], axis=1)
+    union = tf.reduce_sum(tf.where(in2[:, :, None], 0.0, square[:, 0]), axis=1) + tf.reduce_sum(square[:, 1], axis=1)
+    moved = fresh[:, :, None] * signs[:, None, :] + delta[:, 0] / (_TINY + tf.sqrt(window1))[:, None, :]
+    budget = tf.maximum(tf.square(eps) - norm_squared, 0.0)[:, None] / tf.cast(channels, tf.float32)
+    moved = moved * (tf.sqrt(budget + union) / (_TINY + tf.sqrt(tf.reduce_sum(tf.square(moved), axis=1))))[:, None, :]
+    outside = tf.maximum(norm_squared - tf.reduce_sum(union, axis=1), 0.0)  # the squared norm off the windows
+    scale = eps / (tf.sqrt(outside + tf.reduce_sum(tf.square(moved), axis=[1, 2])) + _TINY)
+    new1 = tf.clip_by_value(x_windows[:, 0] + moved * scale[:, None, None], 0.0, 1.0)
+    in_window1 = tf.clip_by_value(row1, 0, side - 1) * side + tf.clip_by_value(col1, 0, side - 1)
+    new2 = tf.where(in1[:, :, None], tf.gather(new1, in_window1, batch_dims=1), x_windows[:, 1])
+    norm_squared = outside + tf.reduce_sum(tf.square(new1 - x_windows[:, 0]), axis=[1, 2])
+    return indices, tf.reshape(tf.stack([new1, new2], axis=1), [-1, channels]), norm_squared
 
 
 def l2_proposal(x, x_best, eps, side, top, left, top2, left2, signs, transpose):
     """The L2 candidate: the perturbation's mass in window 1 (at top, left) and window 2 (at top2, left2) is
     moved into window 1, as a fresh pattern (random sign per channel) plus the old content of window 1, with the
     norm that keeps the whole perturbation at eps; window 2 is cleared; the result is rescaled to norm eps and
-    clipped to [0, 1]. signs [n, C]; transpose bool [n]."""
+    clipped to [0, 1] (see `_l2_windows`: x_best must be within eps of x, as in the attack). signs [n, C];
+    transpose bool [n]."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    image_size = height * width * channels
-    x_rows, delta = tf.reshape(x, [-1, image_size]), tf.reshape(x_best - x, [-1, image_size])
-    grids, patterns = _window_tables([_static_side(side)], height, width, "l2")
+    side = _static_side(side)
+    grids, patterns = _window_tables([side], height, width, "l2")
     start = tf.range(tf.shape(x)[0]) * (height * width)
-    candidate = _l2_window(x_rows, delta, tf.reduce_sum(tf.square(delta), axis=1), eps, start + top * width + left,
-                           start + top2 * width + left2, grids[0], _l2_fresh(patterns[0], transpose),
-                           tf.cast(signs, tf.float32))
-    return tf.reshape(candidate, tf.shape(x))
+    first = tf.stack([start + top * width + left, start + top2 * width + left2], axis=1)
+    best = _pixels(x_best)
+    indices, values, _ = _l2_windows(
+        _pixels(x), best, tf.reduce_sum(tf.square(tf.reshape(x_best - x, [tf.shape(x)[0], -1])), axis=1), eps,
+        first, first, tf.stack([top2 - top, left2 - left], axis=1), tf.constant(side), grids[0],
+        _l2_fresh(patterns[0], transpose), tf.cast(signs, tf.float32))
+    return tf.reshape(tf.tensor_scatter_nd_update(best, indices[:, None], values), tf.shape(x))
 
 
 def _l2_fresh(patterns, transpose):
@@ -295,9 +320,7 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
         best = tf.gather(best_rows, chosen)
         if norm == "linf":
             return (tf.reshape(best, [-1, channels]),)
-        x_held = tf.gather(x_rows, chosen)
-        delta = best - x_held
-        return x_held, best, delta, tf.reduce_sum(tf.square(delta), axis=1)
+        return tf.reshape(best, [-1, channels]), tf.reduce_sum(tf.square(best - tf.gather(x_rows, chosen)), axis=1)
 
     def inner_run(iteration, chosen, held, margin, loss):
         local = tf.range(tf.shape(chosen)[0]) * pixels_per_image  # each held image's first pixel among the held
@@ -307,7 +330,8 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
             uniform = tf.gather(tf.raw_ops.StatelessRandomUniformV2(
                 shape=draw_shape, key=key, alg=algorithm, counter=tf.gather(counters, iteration)), chosen)
             # Casting truncates, which is floor for these non-negative products.
-            corner = tf.cast(uniform[:, :corners] * tf.gather(spans, iteration), tf.int32) * to_pixel
+            rows_cols = tf.cast(uniform[:, :corners] * tf.gather(spans, iteration), tf.int32)
+            corner = rows_cols * to_pixel
             count, slot = tf.gather(counts, iteration), tf.gather(slots, iteration)
             grid = tf.gather(grids, slot)[:count]
             signs = tf.where(uniform[:, corners + corners // 4:] > 0.5, 1.0, -1.0)  # [n, C]
@@ -317,10 +341,14 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
                 values = _linf_window(x_pixels, chosen * pixels_per_image + corner, grid, signs, eps)
                 candidates = _scatter_pixels(best, local + corner, grid, values)
             else:
-                x_held, best, delta, norm_squared = held
+                best, norm_squared = held
                 fresh = _l2_fresh(tf.gather(patterns, slot)[:, :count], uniform[:, corners] > 0.5)
-                candidates = _l2_window(x_held, delta, norm_squared, eps, local + corner[:, 0] + corner[:, 1],
-                                        local + corner[:, 2] + corner[:, 3], grid, fresh, signs)
+                corner = tf.stack([corner[:, 0] + corner[:, 1], corner[:, 2] + corner[:, 3]], axis=1)
+                indices, values, new_squared = _l2_windows(
+                    x_pixels, best, norm_squared, eps, (chosen * pixels_per_image)[:, None] + corner,
+                    local[:, None] + corner, rows_cols[:, 2:] - rows_cols[:, :2], tf.gather(sizes, iteration), grid,
+                    fresh, signs)
+                candidates = tf.tensor_scatter_nd_update(best, indices[:, None], values)
             new_margin, new_loss = margin_and_loss(
                 forward(tf.reshape(candidates, [-1, height, width, channels]))["logits"], labels_held, targets_held)
             # Accept a lower loss or a fooling point; untargeted, the loss is the margin, so a lower margin.
@@ -331,17 +359,10 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
                 improved = new_loss < loss
                 accept = tf.logical_or(improved, new_margin <= 0)
                 margin, loss = tf.where(accept, new_margin, margin), tf.where(improved, new_loss, loss)
-            if norm == "linf":  # Select with a per-example condition copies whole rows
-                held = (tf.reshape(tf.raw_ops.Select(condition=accept, x=tf.reshape(candidates, [-1, image_size]),
-                                                     y=tf.reshape(best, [-1, image_size])), [-1, channels]),)
-            else:
-                accepted = tf.where(accept)
-                kept_best = tf.gather_nd(candidates, accepted)
-                kept_delta = kept_best - tf.gather_nd(x_held, accepted)
-                held = (x_held, tf.tensor_scatter_nd_update(best, accepted, kept_best),
-                        tf.tensor_scatter_nd_update(delta, accepted, kept_delta),
-                        tf.tensor_scatter_nd_update(norm_squared, accepted,
-                                                    tf.reduce_sum(tf.square(kept_delta), axis=1)))
+            # Select with a per-example condition copies whole rows (cheaper here than a second scatter).
+            best = tf.reshape(tf.raw_ops.Select(condition=accept, x=tf.reshape(candidates, [-1, image_size]),
+                                                y=tf.reshape(best, [-1, image_size])), [-1, channels])
+            held = (best,) if norm == "linf" else (best, tf.where(accept, new_squared, norm_squared))
             return iteration + 1, held, margin, loss
 
         def more(iteration, held, margin, loss):
@@ -354,7 +375,7 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
         iteration, held, margin, loss = inner_run(iteration, chosen, hold(chosen, best_rows),
                                                   tf.gather(margin_all, chosen), tf.gather(loss_all, chosen))
         rows = chosen[:, None]
-        held_best = tf.reshape(held[0], [-1, image_size]) if norm == "linf" else held[1]
+        held_best = tf.reshape(held[0], [-1, image_size])
         results = (tf.tensor_scatter_nd_update(best_rows, rows, held_best),
                    tf.tensor_scatter_nd_update(margin_all, rows, margin),
                    tf.tensor_scatter_nd_update(loss_all, rows, loss))
