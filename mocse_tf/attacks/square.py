@@ -202,7 +202,8 @@ def _l2_windows(x_pixels, best_pixels, norm_squared, eps, x_first, first, shift,
     in2 = (row2 >= 0) & (row2 < side) & (col2 >= 0) & (col2 < side)
     # Per channel: window 1's squared norm, and the union's (window 2, plus window 1 outside window 2).
     window1 = tf.reduce_sum(square[:, 0], axis=1)
-    union = tf.reduce_sum(tf.where(in2[:, :, None], 0.0, square[:, 0]), axis=1) + tf.reduce_sum(square[:, 1], axis=1)
+    union = (tf.reduce_sum(square[:, 0] * tf.cast(tf.logical_not(in2), tf.float32)[:, :, None], axis=1)
+             + tf.reduce_sum(square[:, 1], axis=1))
     moved = fresh[:, :, None] * signs[:, None, :] + delta[:, 0] / (_TINY + tf.sqrt(window1))[:, None, :]
     budget = tf.maximum(tf.square(eps) - norm_squared, 0.0)[:, None] / tf.cast(channels, tf.float32)
     moved = moved * (tf.sqrt(budget + union) / (_TINY + tf.sqrt(tf.reduce_sum(tf.square(moved), axis=1))))[:, None, :]
@@ -210,7 +211,9 @@ def _l2_windows(x_pixels, best_pixels, norm_squared, eps, x_first, first, shift,
     scale = eps / (tf.sqrt(outside + tf.reduce_sum(tf.square(moved), axis=[1, 2])) + _TINY)
     new1 = tf.clip_by_value(x_windows[:, 0] + moved * scale[:, None, None], 0.0, 1.0)
     in_window1 = tf.clip_by_value(row1, 0, side - 1) * side + tf.clip_by_value(col1, 0, side - 1)
-    new2 = tf.where(in1[:, :, None], tf.gather(new1, in_window1, batch_dims=1), x_windows[:, 1])
+    overlap = tf.cast(in1, tf.float32)[:, :, None]  # a * 1 + b * 0 is a, bit for bit
+    new2 = (tf.gather(tf.reshape(new1, [-1, channels]), in_window1 + tf.range(n)[:, None] * count) * overlap
+            + x_windows[:, 1] * (1.0 - overlap))
     norm_squared = outside + tf.reduce_sum(tf.square(new1 - x_windows[:, 0]), axis=[1, 2])
     return indices, tf.reshape(tf.stack([new1, new2], axis=1), [-1, channels]), norm_squared
 
@@ -359,9 +362,12 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
                 improved = new_loss < loss
                 accept = tf.logical_or(improved, new_margin <= 0)
                 margin, loss = tf.where(accept, new_margin, margin), tf.where(improved, new_loss, loss)
-            # Select with a per-example condition copies whole rows (cheaper here than a second scatter).
-            best = tf.reshape(tf.raw_ops.Select(condition=accept, x=tf.reshape(candidates, [-1, image_size]),
-                                                y=tf.reshape(best, [-1, image_size])), [-1, channels])
+            # The accepted candidates replace their images: a scatter of whole images, which pays per index
+            # (there are few) where a Select with a per-example condition pays per entry.
+            accepted = tf.where(accept)
+            best = tf.reshape(tf.tensor_scatter_nd_update(
+                tf.reshape(best, [-1, image_size]), accepted,
+                tf.gather_nd(tf.reshape(candidates, [-1, image_size]), accepted)), [-1, channels])
             held = (best,) if norm == "linf" else (best, tf.where(accept, new_squared, norm_squared))
             return iteration + 1, held, margin, loss
 
