@@ -167,7 +167,7 @@ def _static_side(side):
 
 
 def _l2_windows(x_pixels, best_pixels, norm_squared, eps, x_first, first, shift, side, grid, fresh, signs):
-    """The L2 step of n examples on the pixels of its two windows only. The perturbation delta = best - x has its
+    """The L2 step of n examples, on the pixels of their two windows only. The perturbation delta = best - x has its
     mass in window 1 and window 2 moved into window 1, as the fresh pattern (fresh [n, side^2], `_l2_fresh`)
     times a sign per channel (signs [n, C]) plus window 1's old content, with the per-channel norm that keeps the
     perturbation at eps (norm_squared [n]: its current squared norm); window 2 is cleared; then the reference
@@ -276,7 +276,7 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
     every example: the run's result where it fooled the example or lowered its loss, else `previous`.
 
     Each iteration queries only the examples not yet fooled, kept packed together (see the loop below), and
-    computes only the window's pixels (L-inf) or the windows' pixels and the rescaling (L2)."""
+    computes only the window's pixels (L-inf) or the two windows' pixels (L2)."""
     x_prev, margin_prev, loss_prev = previous
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     image_size = height * width * channels
@@ -315,10 +315,10 @@ def _square_run(forward, x, labels, targets, previous, *, eps, norm, sizes, seed
     x_pixels = _pixels(x)
 
     # The loop keeps the examples still to fool packed together (rows 0 .. n - 1 of "held"; `chosen` says which
-    # examples they are), so a query gathers no images. L-inf holds each one's current best as pixels [n H W, C]:
-    # a candidate is that best with the window's pixels overwritten, and a rejected one gets the old pixels back.
-    # L2 holds x, the best, its perturbation and that perturbation's squared norm, as rows. The inner loop runs
-    # until an example is fooled; the outer one then writes the pack back and packs the examples still to fool.
+    # examples they are), so a query gathers no images. It holds each one's current best as pixels [n H W, C] (L2:
+    # and its perturbation's squared norm): a candidate is that best with the window's pixels (L2: both windows')
+    # overwritten, and only the accepted candidates replace their images. The inner loop runs until an example
+    # is fooled; the outer one then writes the pack back and packs the examples still to fool.
     def hold(chosen, best_rows):
         best = tf.gather(best_rows, chosen)
         if norm == "linf":
