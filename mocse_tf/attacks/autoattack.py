@@ -54,7 +54,7 @@ class Stage:
 
 def _reused(factory):
     """`factory` returning the same object for the same (hashable) arguments: equal settings give the identical
-    Stage, whose built graphs the cache of `_graphs_of` then finds again."""
+    Stage, whose built graphs `built_stage` then finds again."""
     remembered = functools.lru_cache(maxsize=None)(factory)
 
     @functools.wraps(factory)
@@ -67,9 +67,9 @@ def _reused(factory):
     return make
 
 
-def _graphs_of(forward):
-    """The dict of graphs built for `forward`, kept on the function itself so they live exactly as long as it
-    does; a fresh dict (no reuse) for a callable that takes no attributes."""
+def _kept_with(forward, key, build):
+    """build(), called once per `forward` and `key`: the result is kept on the function itself, so it lives exactly
+    as long as `forward` does (rebuilt on every call for a callable that takes no attributes)."""
     graphs = getattr(forward, "_autoattack_graphs", None)
     if graphs is None:
         graphs = {}
@@ -77,24 +77,22 @@ def _graphs_of(forward):
             forward._autoattack_graphs = graphs
         except AttributeError:
             pass
-    return graphs
+    if key not in graphs:
+        graphs[key] = build()
+    return graphs[key]
 
 
 def built_stage(stage, forward, image_shape):
     """`stage.build(forward, image_shape)`, built (and traced) once per forward, stage and image shape."""
-    graphs, key = _graphs_of(forward), (stage, tuple(image_shape))
-    if key not in graphs:
-        graphs[key] = stage.build(forward, tuple(image_shape))
-    return graphs[key]
+    image_shape = tuple(image_shape)
+    return _kept_with(forward, (stage, image_shape), lambda: stage.build(forward, image_shape))
 
 
 def _logits_graph(forward, image_shape):
     """forward(x)["logits"] compiled for any batch size, once per forward and image shape."""
-    graphs, key = _graphs_of(forward), ("logits", tuple(image_shape))
-    if key not in graphs:
-        graphs[key] = tf.function(lambda x: forward(x)["logits"], autograph=False,
-                                  input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
-    return graphs[key]
+    return _kept_with(forward, ("logits", tuple(image_shape)), lambda: tf.function(
+        lambda x: forward(x)["logits"], autograph=False,
+        input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)]))
 
 
 def _compiled(fn, image_shape):
