@@ -16,6 +16,7 @@ speed only, at a reduced scale (--resnet_images, --resnet_steps, --resnet_querie
   python bench/autoattack.py                       # both models, defaults below
   python bench/autoattack.py --models=small --images=200 --queries=1000
   python bench/autoattack.py --models=small --attacks=Square --repeats=3 --norms=linf,l2
+  python bench/autoattack.py --models=small --attacks=Square --norms=linf,l2 --per_iteration
 """
 
 import argparse
@@ -31,7 +32,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mocse_tf import attacks  # noqa: E402
-from mocse_tf.attacks import autoattack  # noqa: E402
+from mocse_tf.attacks import autoattack, square  # noqa: E402
 from mocse_tf.data import load_arrays  # noqa: E402
 
 # The radius of each threat model (as RobustBench reports them), in [0, 1] image units.
@@ -83,9 +84,14 @@ def ours(network, eps, norm, steps, queries, batch):
     forward = attacks.model_forward(network)
     shape = network.input_shape[1:]
     stages = {"APGD-CE": autoattack.apgd_stage(eps, norm, steps=steps),
-              "APGD-T": autoattack.apgd_t_stage(eps, norm, steps=steps),
-              "Square": autoattack.square_stage(eps, norm, queries=queries)}
+              "APGD-T": autoattack.apgd_t_stage(eps, norm, steps=steps)}
     built = {name: stage.build(forward, shape) for name, stage in stages.items()}
+    # Square with the p schedule rescaled to the query budget (the square_attack default), as ART's SquareAttack
+    # always runs it: the same window sizes on both sides. (AutoAttack's stage keeps the 10000-query schedule.)
+    square_graph = tf.function(
+        lambda x, y: attacks.square_attack(forward, x, y, eps=eps, norm=norm, queries=queries, seed=0),
+        input_signature=[tf.TensorSpec([None, *shape], tf.float32), tf.TensorSpec([None], autoattack.LABEL_DTYPE)])
+    built["Square"] = lambda x, y, seed: square_graph(tf.constant(x), tf.constant(y, autoattack.LABEL_DTYPE)).numpy()
 
     def run(name, x, y):
         return np.concatenate([built[name](x[i:i + batch], y[i:i + batch], 0) for i in range(0, len(x), batch)])
@@ -146,14 +152,21 @@ def robust_accuracy(network, x_adv, x, y, eps, norm):
     return float(np.mean((np.argmax(logits, axis=1) == y) | ~inside))
 
 
+def non_finite(x_adv):
+    """How many returned images hold a NaN or an infinity (counted robust by `robust_accuracy`: not inside the
+    ball)."""
+    return int(np.sum(~np.isfinite(x_adv.reshape(len(x_adv), -1)).all(axis=1)))
+
+
 def compare(title, network, x, y, *, eps, norm, steps, queries, batch, names, repeats):
     logits = network(x * 255.0)["logits"].numpy()
     correct = np.argmax(logits, axis=1) == y
     xc, yc = x[correct], y[correct]
     print(f"\n{title}: {len(x)} images, clean {100 * correct.mean():.1f}%, {_radius(norm, eps)}, APGD {steps} "
           f"steps, Square {queries} queries, batch {batch}")
-    print("| attack | mocse_tf robust % | ART robust % | mocse_tf img/s | ART img/s | speed ratio |")
-    print("|---|---|---|---|---|---|")
+    print("| attack | mocse_tf robust % | ART robust % | mocse_tf img/s | ART img/s | speed ratio | "
+          "non-finite images mocse_tf / ART |")
+    print("|---|---|---|---|---|---|---|")
     sides = {"mocse_tf": ours(network, eps, norm, steps, queries, batch),
              "ART": art(network, eps, norm, steps, queries, batch)}
     for name in names:
@@ -168,9 +181,50 @@ def compare(title, network, x, y, *, eps, norm, steps, queries, batch, names, re
                 x_adv = run(name, xc, yc)
                 seconds[side] = min(seconds[side], time.perf_counter() - started)
                 robust = robust_accuracy(network, x_adv, xc, yc, eps, norm) * correct.mean()
-                row[side] = (100 * robust, len(xc) / seconds[side])
+                row[side] = (100 * robust, len(xc) / seconds[side], non_finite(x_adv))
         print(f"| {name} | {row['mocse_tf'][0]:.1f} | {row['ART'][0]:.1f} | {row['mocse_tf'][1]:.2f} | "
-              f"{row['ART'][1]:.2f} | {row['mocse_tf'][1] / row['ART'][1]:.1f}x |", flush=True)
+              f"{row['ART'][1]:.2f} | {row['mocse_tf'][1] / row['ART'][1]:.1f}x | "
+              f"{row['mocse_tf'][2]} / {row['ART'][2]} |", flush=True)
+
+
+def square_per_iteration(network, x, y, *, norm, queries, batch, repeats):
+    """Square's cost per iteration on images none of which is fooled (eps a hundredth of the radius: every
+    iteration queries every image), for mocse_tf, ART, and a loop that only runs the network and the margin,
+    each iteration on inputs that depend on the last one's result as in Square: the least any Square iteration
+    can cost with this network here, so ART / that loop bounds the speed ratio any implementation could reach.
+    ART's L2 Square returns non-finite images for some (it then counts them fooled and stops querying them), so
+    its L2 time covers less work; the last column counts them."""
+    forward = attacks.model_forward(network)
+    xt, yt = tf.constant(x), tf.constant(y, autoattack.LABEL_DTYPE)
+    eps = RADIUS[norm] / 100  # small enough that nothing is fooled, large enough for ART's L2 arithmetic
+    ours_run = ours(network, eps, norm, 1, queries, batch)
+    art_run = art(network, eps, norm, 1, queries, batch)
+
+    @tf.function
+    def forward_chain(x01, labels):
+        def body(i, total):
+            margin, _ = square.margin_and_loss(forward(x01 + 1e-12 * total)["logits"], labels)
+            return i + 1, total + tf.reduce_sum(margin)
+        return tf.while_loop(lambda i, total: i < queries, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+    sides = {"mocse_tf": lambda: ours_run("Square", x, y), "ART": lambda: art_run("Square", x, y),
+             "forward only": lambda: forward_chain(xt, yt).numpy()}
+    fooled, finite = {}, {}
+    for side in ("mocse_tf", "ART"):
+        found = sides[side]()
+        finite[side] = non_finite(found)
+        fooled[side] = int(np.sum(np.argmax(network(np.nan_to_num(found) * 255.0)["logits"].numpy(), axis=1) != y))
+    sides["forward only"]()
+    seconds = {side: float("inf") for side in sides}
+    for _ in range(repeats):
+        for side, run in sides.items():
+            started = time.perf_counter()
+            run()
+            seconds[side] = min(seconds[side], time.perf_counter() - started)
+    ms = {side: 1000 * value / queries for side, value in seconds.items()}
+    print(f"| {norm} | {len(x)} | {ms['ART']:.3f} | {ms['mocse_tf']:.3f} | {ms['forward only']:.3f} | "
+          f"{ms['ART'] / ms['mocse_tf']:.1f}x | {ms['ART'] / ms['forward only']:.1f}x | "
+          f"{fooled['mocse_tf']} / {fooled['ART']} | {finite['mocse_tf']} / {finite['ART']} |", flush=True)
 
 
 def main():
@@ -189,6 +243,9 @@ def main():
                         help="where the trained small net is kept between runs ('' to retrain every time)")
     parser.add_argument("--norms", default="linf",
                         help="threat models, comma-separated: linf (eps 8/255), l2 (eps 0.5); a table for each")
+    parser.add_argument("--per_iteration", action="store_true",
+                        help="small net: also time one Square iteration (eps radius / 100, nothing fooled) against ART and "
+                             "against a loop that only runs the network, chained as Square's iterations are")
     parser.add_argument("--resnet_width", type=int, default=64)
     parser.add_argument("--resnet_images", type=int, default=8)
     parser.add_argument("--resnet_steps", type=int, default=10)
@@ -218,6 +275,16 @@ def main():
             compare("small conv net, PGD-trained", network, x[:args.images], y[:args.images], eps=RADIUS[norm],
                     norm=norm, steps=args.steps, queries=args.queries, batch=args.batch,
                     names=[n for n in ("APGD-CE", "APGD-T", "Square") if n in wanted], repeats=args.repeats)
+        if args.per_iteration:
+            correct = np.argmax(network(x[:args.images] * 255.0)["logits"].numpy(), axis=1) == y[:args.images]
+            print(f"\nSquare per iteration, {args.queries} queries on the clean-correct images, eps radius / 100 (ms per "
+                  "iteration, fastest of --repeats, the three sides alternating)")
+            print("| norm | images | ART | mocse_tf | network only, chained | ART / mocse_tf | ART / network only "
+                  "(ceiling) | fooled mocse_tf / ART | non-finite mocse_tf / ART |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for norm in norms:
+                square_per_iteration(network, x[:args.images][correct], y[:args.images][correct], norm=norm,
+                                     queries=args.queries, batch=args.batch, repeats=args.repeats)
     if "resnet" in args.models:
         from mocse_tf.models import preact_resnet18
 
