@@ -20,6 +20,7 @@ speed only, at a reduced scale (--resnet_images, --resnet_steps, --resnet_querie
 """
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -83,15 +84,12 @@ def x01_model(network):
 def ours(network, eps, norm, steps, queries, batch):
     forward = attacks.model_forward(network)
     shape = network.input_shape[1:]
+    # Square with the p schedule rescaled to the query budget, as ART's SquareAttack always runs it: the same
+    # window sizes on both sides. (AutoAttack's own stage keeps the 10000-query schedule.)
     stages = {"APGD-CE": autoattack.apgd_stage(eps, norm, steps=steps),
-              "APGD-T": autoattack.apgd_t_stage(eps, norm, steps=steps)}
+              "APGD-T": autoattack.apgd_t_stage(eps, norm, steps=steps),
+              "Square": autoattack.square_stage(eps, norm, queries=queries, rescale_schedule=True)}
     built = {name: stage.build(forward, shape) for name, stage in stages.items()}
-    # Square with the p schedule rescaled to the query budget (the square_attack default), as ART's SquareAttack
-    # always runs it: the same window sizes on both sides. (AutoAttack's stage keeps the 10000-query schedule.)
-    square_graph = tf.function(
-        lambda x, y: attacks.square_attack(forward, x, y, eps=eps, norm=norm, queries=queries, seed=0),
-        input_signature=[tf.TensorSpec([None, *shape], tf.float32), tf.TensorSpec([None], autoattack.LABEL_DTYPE)])
-    built["Square"] = lambda x, y, seed: square_graph(tf.constant(x), tf.constant(y, autoattack.LABEL_DTYPE)).numpy()
 
     def run(name, x, y):
         return np.concatenate([built[name](x[i:i + batch], y[i:i + batch], 0) for i in range(0, len(x), batch)])
@@ -158,9 +156,25 @@ def non_finite(x_adv):
     return int(np.sum(~np.isfinite(x_adv.reshape(len(x_adv), -1)).all(axis=1)))
 
 
+def clean_correct(network, x, y):
+    """Which images the network classifies correctly."""
+    return np.argmax(network(x * 255.0)["logits"].numpy(), axis=1) == y
+
+
+def fastest(sides, repeats):
+    """Runs each side's `run()` `repeats` times, the sides alternating (the machine is shared); returns each side's
+    fastest time in seconds and its last result."""
+    seconds, results = {side: float("inf") for side in sides}, {}
+    for _ in range(repeats):
+        for side, run in sides.items():
+            started = time.perf_counter()
+            results[side] = run()
+            seconds[side] = min(seconds[side], time.perf_counter() - started)
+    return seconds, results
+
+
 def compare(title, network, x, y, *, eps, norm, steps, queries, batch, names, repeats):
-    logits = network(x * 255.0)["logits"].numpy()
-    correct = np.argmax(logits, axis=1) == y
+    correct = clean_correct(network, x, y)
     xc, yc = x[correct], y[correct]
     print(f"\n{title}: {len(x)} images, clean {100 * correct.mean():.1f}%, {_radius(norm, eps)}, APGD {steps} "
           f"steps, Square {queries} queries, batch {batch}")
@@ -170,18 +184,12 @@ def compare(title, network, x, y, *, eps, norm, steps, queries, batch, names, re
     sides = {"mocse_tf": ours(network, eps, norm, steps, queries, batch),
              "ART": art(network, eps, norm, steps, queries, batch)}
     for name in names:
-        row = {}
         for side, run in sides.items():
             run(name, xc[:2], yc[:2])  # warm-up: tracing (mocse_tf), estimator set-up (ART)
-        # The sides alternate, `repeats` times; each keeps its fastest time (the machine is shared).
-        seconds = {side: float("inf") for side in sides}
-        for _ in range(repeats):
-            for side, run in sides.items():
-                started = time.perf_counter()
-                x_adv = run(name, xc, yc)
-                seconds[side] = min(seconds[side], time.perf_counter() - started)
-                robust = robust_accuracy(network, x_adv, xc, yc, eps, norm) * correct.mean()
-                row[side] = (100 * robust, len(xc) / seconds[side], non_finite(x_adv))
+        seconds, found = fastest({side: functools.partial(run, name, xc, yc) for side, run in sides.items()},
+                                 repeats)
+        row = {side: (100 * robust_accuracy(network, found[side], xc, yc, eps, norm) * correct.mean(),
+                      len(xc) / seconds[side], non_finite(found[side])) for side in sides}
         print(f"| {name} | {row['mocse_tf'][0]:.1f} | {row['ART'][0]:.1f} | {row['mocse_tf'][1]:.2f} | "
               f"{row['ART'][1]:.2f} | {row['mocse_tf'][1] / row['ART'][1]:.1f}x | "
               f"{row['mocse_tf'][2]} / {row['ART'][2]} |", flush=True)
@@ -197,7 +205,8 @@ def square_per_iteration(network, x, y, *, norm, queries, batch, repeats):
     forward = attacks.model_forward(network)
     xt, yt = tf.constant(x), tf.constant(y, autoattack.LABEL_DTYPE)
     eps = RADIUS[norm] / 100  # small enough that nothing is fooled, large enough for ART's L2 arithmetic
-    ours_run = ours(network, eps, norm, 1, queries, batch)
+    ours_square = autoattack.square_stage(eps, norm, queries=queries, rescale_schedule=True).build(
+        forward, network.input_shape[1:])
     art_run = art(network, eps, norm, 1, queries, batch)
 
     @tf.function
@@ -207,20 +216,13 @@ def square_per_iteration(network, x, y, *, norm, queries, batch, repeats):
             return i + 1, total + tf.reduce_sum(margin)
         return tf.while_loop(lambda i, total: i < queries, body, (tf.constant(0), tf.constant(0.0)))[1]
 
-    sides = {"mocse_tf": lambda: ours_run("Square", x, y), "ART": lambda: art_run("Square", x, y),
+    sides = {"mocse_tf": lambda: ours_square(x, y, 0), "ART": lambda: art_run("Square", x, y),
              "forward only": lambda: forward_chain(xt, yt).numpy()}
-    fooled, finite = {}, {}
-    for side in ("mocse_tf", "ART"):
-        found = sides[side]()
-        finite[side] = non_finite(found)
-        fooled[side] = int(np.sum(np.argmax(network(np.nan_to_num(found) * 255.0)["logits"].numpy(), axis=1) != y))
-    sides["forward only"]()
-    seconds = {side: float("inf") for side in sides}
-    for _ in range(repeats):
-        for side, run in sides.items():
-            started = time.perf_counter()
-            run()
-            seconds[side] = min(seconds[side], time.perf_counter() - started)
+    for run in sides.values():
+        run()  # warm-up: tracing (mocse_tf and the chain), estimator set-up (ART)
+    seconds, found = fastest(sides, repeats)
+    finite = {side: non_finite(found[side]) for side in ("mocse_tf", "ART")}
+    fooled = {side: int(np.sum(~clean_correct(network, np.nan_to_num(found[side]), y))) for side in finite}
     ms = {side: 1000 * value / queries for side, value in seconds.items()}
     print(f"| {norm} | {len(x)} | {ms['ART']:.3f} | {ms['mocse_tf']:.3f} | {ms['forward only']:.3f} | "
           f"{ms['ART'] / ms['mocse_tf']:.1f}x | {ms['ART'] / ms['forward only']:.1f}x | "
@@ -244,8 +246,8 @@ def main():
     parser.add_argument("--norms", default="linf",
                         help="threat models, comma-separated: linf (eps 8/255), l2 (eps 0.5); a table for each")
     parser.add_argument("--per_iteration", action="store_true",
-                        help="small net: also time one Square iteration (eps radius / 100, nothing fooled) against ART and "
-                             "against a loop that only runs the network, chained as Square's iterations are")
+                        help="small net: also time one Square iteration (eps radius / 100, nothing fooled) against "
+                             "ART and against a loop that only runs the network, chained as Square's iterations are")
     parser.add_argument("--resnet_width", type=int, default=64)
     parser.add_argument("--resnet_images", type=int, default=8)
     parser.add_argument("--resnet_steps", type=int, default=10)
@@ -276,9 +278,9 @@ def main():
                     norm=norm, steps=args.steps, queries=args.queries, batch=args.batch,
                     names=[n for n in ("APGD-CE", "APGD-T", "Square") if n in wanted], repeats=args.repeats)
         if args.per_iteration:
-            correct = np.argmax(network(x[:args.images] * 255.0)["logits"].numpy(), axis=1) == y[:args.images]
-            print(f"\nSquare per iteration, {args.queries} queries on the clean-correct images, eps radius / 100 (ms per "
-                  "iteration, fastest of --repeats, the three sides alternating)")
+            correct = clean_correct(network, x[:args.images], y[:args.images])
+            print(f"\nSquare per iteration, {args.queries} queries on the clean-correct images, eps radius / 100 "
+                  "(ms per iteration, fastest of --repeats, the three sides alternating)")
             print("| norm | images | ART | mocse_tf | network only, chained | ART / mocse_tf | ART / network only "
                   "(ceiling) | fooled mocse_tf / ART | non-finite mocse_tf / ART |")
             print("|---|---|---|---|---|---|---|---|---|")

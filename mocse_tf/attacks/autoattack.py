@@ -129,13 +129,15 @@ def apgd_t_stage(eps, norm, *, objective="dlr", steps=APGD_STEPS, num_targets=NU
 
 
 @_reused
-def square_stage(eps, norm, *, queries=SQUARE_QUERIES, p_init=0.8):
-    """Square (gradient-free), with the p schedule not rescaled to the budget, as AutoAttack builds it."""
+def square_stage(eps, norm, *, queries=SQUARE_QUERIES, p_init=0.8, rescale_schedule=False):
+    """Square (gradient-free); by default with the p schedule not rescaled to the budget, as AutoAttack builds it
+    (rescale_schedule=True: the SquareAttack class default, and ART's only schedule)."""
     def build(forward, image_shape):
         from mocse_tf.attacks.square import square_attack
 
         return _compiled(lambda x, y, seed: square_attack(forward, x, y, eps=eps, norm=norm, queries=queries,
-                                                          p_init=p_init, seed=seed, rescale_schedule=False),
+                                                          p_init=p_init, seed=seed,
+                                                          rescale_schedule=rescale_schedule),
                          image_shape)
     return Stage("Square", build, objective=None, second_opinion=True)
 

@@ -101,6 +101,22 @@ def test_square_finds_what_apgd_cannot_on_masked_gradients(trained_net):
     assert sanity.zero_gradient_fraction(attacks.model_forward(net), x, labels) == 0.0
 
 
+
+def test_square_stage_runs_the_schedule_it_is_given(trained_net):
+    """AutoAttack's stage keeps the 10000-query schedule; rescale_schedule=True (ART's only schedule, used by
+    bench/autoattack.py) reaches the stage's Square."""
+    net, x, labels = trained_net
+    forward = attacks.model_forward(net)
+    x, labels = x[:16], labels[:16]
+    found = {}
+    for rescale in (False, True):
+        built = autoattack.square_stage(EPS, "linf", queries=40, rescale_schedule=rescale).build(forward, x.shape[1:])
+        direct = attacks.square_attack(forward, tf.constant(x), tf.constant(labels), eps=EPS, norm="linf",
+                                       queries=40, seed=tf.constant([3, 0], tf.int64), rescale_schedule=rescale)
+        found[rescale] = built(x, labels, 3)
+        np.testing.assert_array_equal(found[rescale], direct.numpy())
+    assert not np.array_equal(found[False], found[True])
+
 def test_repeatability_flags_a_randomised_model(trained_net):
     net, x, _ = trained_net
     forward = attacks.model_forward(net)
