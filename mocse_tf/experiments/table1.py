@@ -87,10 +87,10 @@ class Table1Config:
                            "autoattack (default: AutoAttack's standard version, the number to report), or e.g. "
                            "pgd20 or default (PGD/APGD set) for a cheaper run.")
     attack_restarts: int = setting(1, "integer", "Random restarts of each attack.")
-    square_queries: int = setting(5000, "integer", "Query budget of AutoAttack's Square stage (the standard "
-                                  "version: 5000).")
-    targets: int = setting(9, "integer", "Target classes of AutoAttack's APGD-T and FAB-T stages (the standard "
-                           "version: 9).")
+    square_queries: int = setting(EvalConfig.square_queries, "integer", "Query budget of AutoAttack's Square stage "
+                                  f"(the standard version: {EvalConfig.square_queries}).")
+    targets: int = setting(EvalConfig.targets, "integer", "Target classes of AutoAttack's APGD-T and FAB-T stages (the "
+                           f"standard version: {EvalConfig.targets}).")
     eval_batch_size: int = setting(250, "integer", "Batch size of the evaluations.")
     dry_run: bool = setting(False, "bool", "Print the runs and their estimated cost (images x forward/backward "
                             "passes) and stop.")

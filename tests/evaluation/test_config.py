@@ -36,3 +36,13 @@ def test_flags_are_generated_from_the_fields_with_their_defaults():
     flag_values(["prog", "--model=a.keras", "--model=b.keras", "--batch_size=64", "--attacks=pgd3"])
     parsed = eval_config.config_from_flags("eval_adv", flag_values)
     assert (list(parsed.models), parsed.batch_size, parsed.attacks) == (["a.keras", "b.keras"], 64, "pgd3")
+
+
+def test_autoattack_budget_defaults_are_the_standard_versions():
+    """The light config modules (no TensorFlow at import) spell the budgets out; they must be the attacks' own."""
+    from mocse_tf.attacks import autoattack
+    from mocse_tf.experiments.table1 import Table1Config
+
+    standard = (autoattack.SQUARE_QUERIES, autoattack.NUM_TARGETS)
+    assert (EvalConfig.square_queries, EvalConfig.targets) == standard
+    assert (Table1Config.square_queries, Table1Config.targets) == standard
